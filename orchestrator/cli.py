@@ -1,0 +1,174 @@
+"""``python -m orchestrator``: sweep, report, trial, validate, doctor.
+
+Exit codes: 0 success; 2 bad input (spec, flags, paths), with a message naming
+the field, the bad value and what is allowed; 1 a failure at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from search_spaces import DEFAULT_SPEC, SpecError, load_spec, parse_set
+
+EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _positive_int(flag: str) -> type:
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: got {text!r}; allowed: an integer >= 1") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{flag}: got {v}; allowed: an integer >= 1")
+        return v
+
+    return parse  # type: ignore[return-value]
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+        if v >= 0:
+            return v
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"--seed: got {text!r}; allowed: an integer >= 0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m orchestrator",
+        description="wattsweep: find the configurations that give the most accuracy for the energy they cost.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("sweep", help="run a sweep (default: the local digits ResNet sweep) and write its report")
+    s.add_argument("spec", nargs="?", default=DEFAULT_SPEC, help=f"YAML spec (default: {DEFAULT_SPEC})")
+    s.add_argument("--name", help="run name (default: <spec name>-<UTC timestamp>); also the Optuna study name")
+    s.add_argument("--num-samples", type=_positive_int("--num-samples"), help="number of trials")
+    s.add_argument("--max-epochs", type=_positive_int("--max-epochs"), help="cap each trial's epochs (smoke runs)")
+    s.add_argument("--storage", default="./runs", help="where runs are written (default: ./runs)")
+    s.add_argument("--address", help="join an existing Ray cluster (e.g. auto); default: start a local one")
+    s.add_argument("--seed", type=_nonneg_int, help="sampler seed (overrides the spec's)")
+
+    r = sub.add_parser("report", help="(re)build the report of a run directory, finished or not")
+    r.add_argument("run_dir")
+
+    t = sub.add_parser("trial", help="run ONE configuration in-process (no Ray); last line: JSON metrics")
+    t.add_argument("spec")
+    t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a trial key")
+    t.add_argument("--max-epochs", type=_positive_int("--max-epochs"))
+
+    v = sub.add_parser("validate", help="check a spec and say what is wrong")
+    v.add_argument("spec")
+
+    sub.add_parser("doctor", help="which energy backends work on this machine, and why the others do not")
+    return p
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    _check_data(spec)
+    print(f"{args.spec}: ok ({spec.num_samples} trials; searches {', '.join(p.name for p in spec.space) or 'nothing'};")
+    print(f"  objectives: {', '.join(f'{o.direction} {o.metric}' for o in spec.objectives)}; dataset {spec.dataset.name})")
+    return EXIT_OK
+
+
+def _check_data(spec: object) -> None:
+    from trainables.config import ConfigError
+    from trainables.data import check_dataset
+
+    try:
+        check_dataset(spec.dataset)  # type: ignore[attr-defined]
+    except ConfigError as e:
+        raise SpecError(e.field, e.value, e.allowed) from None
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from orchestrator.sweep import check_storage, run_sweep
+
+    spec = load_spec(args.spec)
+    name = args.name or f"{spec.name}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
+    spec = spec.with_overrides(name=name, num_samples=args.num_samples, max_epochs=args.max_epochs, seed=args.seed)
+    _check_data(spec)
+    check_storage(Path(args.storage), spec.name)  # why: refuse before Ray starts
+    report_dir = run_sweep(spec, storage=Path(args.storage), address=args.address)
+    print(f"report: {report_dir / 'index.html'}")
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from reports import build_report
+    from reports.rundir import NotARunError
+
+    try:
+        out = build_report(Path(args.run_dir))
+    except NotARunError as e:
+        raise SpecError("RUN_DIR", args.run_dir, f"a wattsweep run directory ({e})") from None
+    print(f"report: {out / 'index.html'}")
+    return EXIT_OK
+
+
+def _cmd_trial(args: argparse.Namespace) -> int:
+    from trainables.train import RunOptions, run_trial
+
+    spec = load_spec(args.spec)
+    overrides = parse_set(args.sets)
+    cfg = spec.trial_config(overrides)
+    _check_data(spec)
+
+    def progress(metrics: dict, state: object) -> None:
+        est = " (estimated)" if metrics.get("energy_estimated") else ""
+        print(
+            f"epoch {metrics['epoch']}/{metrics['budget_epochs']}: accuracy {metrics['accuracy']:.4f} "
+            f"test_accuracy {metrics['test_accuracy']:.4f} energy {metrics['energy_j']:.2f} J{est}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    final = run_trial(
+        cfg, spec.dataset, report=progress, options=RunOptions(max_epochs=args.max_epochs, checkpoint=False)
+    )
+    print(json.dumps({**cfg.to_dict(), **final}, default=str))
+    return EXIT_OK
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from trainables.energy import doctor_lines
+
+    for line in doctor_lines():
+        print(line)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "sweep": _cmd_sweep,
+    "report": _cmd_report,
+    "trial": _cmd_trial,
+    "validate": _cmd_validate,
+    "doctor": _cmd_doctor,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits 2 with a usage message on bad flags
+    try:
+        return COMMANDS[args.command](args)
+    except SpecError as e:
+        print(f"wattsweep: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("wattsweep: interrupted", file=sys.stderr)
+        return EXIT_RUNTIME
+    except Exception as e:  # noqa: BLE001 - the one place a run-time failure becomes exit code 1
+        traceback.print_exc(file=sys.stderr)
+        print(f"wattsweep: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_RUNTIME

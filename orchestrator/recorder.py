@@ -1,0 +1,115 @@
+"""A Tune callback in the driver that writes the run directory and prints progress."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from reports.rundir import RunWriter
+from trainables import metrics as M
+
+_KEEP = set(M.EPOCH_METRICS) | set(M.FINAL_METRICS)
+
+
+class RunRecorder(Callback):
+    """Writes every trial's config, epochs and end state; prints one line per finished trial.
+
+    why: the report reads this plain format without Ray, also for unfinished runs,
+    and it lives in the driver so it works the same on a cluster.
+    """
+
+    def __init__(
+        self, writer: RunWriter, *, num_samples: int, objectives: list[tuple[str, str]], out: TextIO = sys.stdout
+    ) -> None:
+        self.writer = writer
+        self.num_samples = num_samples
+        self.objectives = objectives
+        self.out = out
+        self._last_epoch: dict[str, int] = {}
+        self._budget: dict[str, int] = {}
+        self._finished: dict[str, dict[str, Any]] = {}  # complete trials' final metrics, for the front
+        self._ended = 0
+        self._source_seen = False
+
+    # Tune hooks -----------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        budget = int(trial.config.get("epochs", 0))
+        self._budget.setdefault(trial.trial_id, budget)
+        self.writer.start_trial(trial.trial_id, trial.config, budget)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any) -> None:
+        epoch = int(result.get(M.EPOCH, 0))
+        tid = trial.trial_id
+        if epoch <= self._last_epoch.get(tid, 0):
+            return  # why: a trial retried from its checkpoint may repeat an epoch already written
+        self._last_epoch[tid] = epoch
+        self._budget[tid] = int(result.get(M.BUDGET_EPOCHS, self._budget.get(tid, 0)))
+        self.writer.append_epoch(tid, {k: v for k, v in result.items() if k in _KEEP})
+        self.writer.set_state(tid, "running", epochs_run=epoch, budget_epochs=self._budget[tid])
+        if not self._source_seen and M.ENERGY_SOURCE in result:
+            self._source_seen = True
+            self.writer.update_manifest(
+                energy_source=result[M.ENERGY_SOURCE], energy_estimated=bool(result.get(M.ENERGY_ESTIMATED))
+            )
+        if epoch >= self._budget[tid]:
+            self._finished[tid] = result
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        tid = trial.trial_id
+        epochs_run, budget = self._last_epoch.get(tid, 0), self._budget.get(tid, 0)
+        state = "complete" if budget and epochs_run >= budget else "stopped"
+        self.writer.set_state(tid, state, epochs_run=epochs_run, budget_epochs=budget)
+        self._print_end(trial, state)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        tid = trial.trial_id
+        error = _error_text(trial)
+        self.writer.set_state(
+            tid, "failed", epochs_run=self._last_epoch.get(tid, 0), budget_epochs=self._budget.get(tid, 0), error=error
+        )
+        self._finished.pop(tid, None)
+        self._print_end(trial, "failed", error.splitlines()[-1] if error else "")
+
+    # progress -------------------------------------------------------------------
+    def _print_end(self, trial: Trial, state: str, why: str = "") -> None:
+        self._ended += 1
+        final = self._finished.get(trial.trial_id) or {}
+        head = f"[{self._ended}/{self.num_samples}] trial {trial.trial_id} {state}"
+        if final:
+            est = " (estimated)" if final.get(M.ENERGY_ESTIMATED) else ""
+            head += f": accuracy {final.get(M.ACCURACY, float('nan')):.3f}, energy {final.get(M.ENERGY_J, 0):.1f} J{est}"
+        elif why:
+            head += f": {why[:160]}"
+        print(head, file=self.out, flush=True)
+        front = self._front()
+        if front:
+            best = ", ".join(
+                f"{f[M.ACCURACY]:.3f} @ {f[M.ENERGY_J]:.1f} J" for f in sorted(front, key=lambda r: r[M.ENERGY_J])[:5]
+            )
+            print(f"    front so far: {len(front)} config(s): {best}", file=self.out, flush=True)
+
+    def _front(self) -> list[dict[str, Any]]:
+        from reports.pareto import pareto_mask  # why: lazy; the report layer owns the Pareto code
+
+        rows = [r for r in self._finished.values() if all(m in r for m, _ in self.objectives)]
+        if not rows:
+            return []
+        import numpy as np
+
+        pts = np.array([[float(r[m]) for m, _ in self.objectives] for r in rows])
+        mask = pareto_mask(pts, [d for _, d in self.objectives])
+        return [r for r, keep in zip(rows, mask) if keep]
+
+
+def _error_text(trial: Trial) -> str:
+    path = getattr(trial, "error_file", None)
+    try:
+        if path:
+            with open(path) as f:
+                return f.read()[-4000:]
+    except OSError:
+        pass
+    return str(getattr(trial, "error_msg", "") or "trial failed")

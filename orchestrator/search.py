@@ -1,0 +1,89 @@
+"""The Optuna side of a sweep: sampler, define-by-run space, and honest trial states."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from search_spaces import Param, SweepSpec
+
+
+def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    """The spec's sampler, seeded."""
+    s = spec.sampler
+    if s.kind == "random":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    if s.kind == "tpe":
+        return optuna.samplers.TPESampler(seed=s.seed, multivariate=True)
+    # why: optuna's default population (50) would make a 16-trial sweep pure random sampling
+    pop = s.population_size or max(4, min(50, spec.num_samples // 4))
+    return optuna.samplers.NSGAIISampler(seed=s.seed, population_size=pop)
+
+
+class SearchSpaceFn:
+    """Define-by-run space for OptunaSearch: suggests the searched keys, returns the fixed ones.
+
+    A class, not a closure, so that Tune can pickle the searcher into its experiment state.
+    """
+
+    def __init__(self, params: tuple[Param, ...], fixed: Mapping[str, Any]) -> None:
+        self.params = params
+        self.fixed = dict(fixed)
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        for p in self.params:
+            if p.kind == "choice":
+                trial.suggest_categorical(p.name, list(p.values))
+            elif p.kind == "int":
+                assert p.low is not None and p.high is not None
+                trial.suggest_int(p.name, int(p.low), int(p.high), step=p.step or 1)
+            else:
+                assert p.low is not None and p.high is not None
+                trial.suggest_float(p.name, float(p.low), float(p.high), log=p.kind == "loguniform")
+        return dict(self.fixed)
+
+
+class HonestOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna the truth about how a trial ended.
+
+    why: Ray's OptunaSearch reports a trial stopped early, or one that failed
+    after reporting some epochs, as COMPLETE with its last (cheap, inaccurate)
+    values, which floods the front with trials that never ran their budget.
+    Here: failed -> FAIL, ended before its epoch budget -> PRUNED, else COMPLETE.
+    """
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        ot_trial.set_user_attr("tune_trial_id", trial_id)
+        state, values = optuna.trial.TrialState.COMPLETE, None
+        if error or not result:
+            state = optuna.trial.TrialState.FAIL
+        else:
+            ot_trial.set_user_attr("epochs_run", int(result.get("epoch", 0)))
+            ot_trial.set_user_attr("energy_j", float(result.get("energy_j", 0.0)))
+            if int(result.get("epoch", 0)) < int(result.get("budget_epochs", 0)):
+                state = optuna.trial.TrialState.PRUNED
+            else:
+                metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+                values = [float(result[m]) for m in metrics]
+        self._ot_study.tell(ot_trial, values, state=state)
+        self._completed_trials.add(trial_id)
+
+
+def make_search(spec: SweepSpec, run_dir: Path) -> HonestOptunaSearch:
+    """Multi-objective OptunaSearch over all of the spec's objectives, stored in <run_dir>/optuna.db."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(run_dir / 'optuna.db').resolve()}")
+    return HonestOptunaSearch(
+        space=SearchSpaceFn(spec.space, spec.fixed),
+        metric=[o.metric for o in spec.objectives],
+        mode=[o.direction for o in spec.objectives],
+        sampler=make_sampler(spec),
+        storage=storage,
+        study_name=spec.name,
+    )

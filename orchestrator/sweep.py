@@ -1,0 +1,177 @@
+"""Build and run the Ray Tune sweep described by a SweepSpec."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from reports.rundir import TUNE_DIR, RunWriter, is_run_dir
+from search_spaces import SpecError, SweepSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class RunError(RuntimeError):
+    """A sweep failed at run time (exit code 1)."""
+
+
+def check_storage(storage: Path, name: str) -> Path:
+    """The run directory, after checking it can be written and is not already a run. SpecError otherwise."""
+    run_dir = storage / name
+    if is_run_dir(run_dir):
+        raise SpecError("--name", name, f"a name not used under {str(storage)!r} (pick another --name)")
+    try:
+        storage.mkdir(parents=True, exist_ok=True)
+        probe = storage / f".wattsweep-write-probe-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise SpecError("--storage", str(storage), f"a directory this user can write ({e.strerror})") from None
+    return run_dir
+
+
+def _git_rev() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "ray", "optuna", "nvidia-ml-py", "torch-pruning"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def manifest(spec: SweepSpec, run_dir: Path) -> dict[str, Any]:
+    """What the run directory records about the sweep (config, seed, versions, git revision)."""
+    return {
+        "name": spec.name,
+        "spec_path": spec.source,
+        "spec": dict(spec.raw),
+        "description": spec.description,
+        "dataset": spec.dataset.to_dict(),
+        "objectives": [asdict(o) for o in spec.objectives],
+        "num_samples": spec.num_samples,
+        "max_epochs": spec.max_epochs,
+        "sampler": asdict(spec.sampler),
+        "status": "running",
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": None,
+        "git_rev": _git_rev(),
+        "versions": _versions(),
+        "host": {"hostname": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "carbon": {k: v for k, v in (("grid_g_per_kwh", spec.energy.grid_g_per_kwh), ("pue", spec.energy.pue)) if v},
+        "command": sys.argv,
+    }
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    # why: workers must import this project's packages even when it is not pip-installed
+    paths = [str(PROJECT_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False, configure_logging=True
+    )
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+
+
+def _trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int]:
+    """Resources per trial and how many trials can run at once on this cluster."""
+    import ray
+
+    total = ray.cluster_resources()
+    gpus = float(total.get("GPU", 0.0))
+    gpu = (1.0 if gpus >= 1 else 0.0) if spec.resources.gpu == "auto" else float(spec.resources.gpu)
+    res = {"cpu": spec.resources.cpu, "gpu": gpu}
+    slots = int(total.get("CPU", 1) // spec.resources.cpu)
+    if gpu > 0:
+        slots = min(slots, int(gpus // gpu))
+    return res, max(1, slots)
+
+
+def run_sweep(spec: SweepSpec, *, storage: Path, address: str | None = None) -> Path:
+    """Run the sweep; write <storage>/<name>/ and its report. Returns the report directory."""
+    run_dir = check_storage(storage, spec.name).resolve()
+    writer = RunWriter(run_dir)
+    writer.write_manifest(manifest(spec, run_dir))
+    try:
+        _init_ray(address)
+    except Exception as e:  # noqa: BLE001 - ray raises many kinds when it cannot connect
+        writer.update_manifest(status="failed")
+        raise SpecError("--address", address or "local", f"a reachable Ray cluster ({e})") from None
+    try:
+        _fit(spec, run_dir, writer)
+        writer.update_manifest(status="finished", finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    except KeyboardInterrupt:
+        writer.update_manifest(status="interrupted")
+        print("interrupted: writing the report of the trials so far", flush=True)
+    finally:
+        import ray
+
+        ray.shutdown()
+    from reports import build_report
+
+    return build_report(run_dir)
+
+
+def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
+    from ray import tune
+
+    from orchestrator.recorder import RunRecorder
+    from orchestrator.search import make_search
+    from trainables.ray_trainable import tune_trainable
+
+    resources, slots = _trial_resources(spec)
+    options = {
+        "max_epochs": spec.max_epochs,
+        "num_threads": max(1, int(spec.resources.cpu)),
+        "watts_per_core": spec.energy.watts_per_core,
+    }
+    trainable = tune.with_resources(
+        tune.with_parameters(tune_trainable, dataset=spec.dataset.to_dict(), options=options), resources
+    )
+    recorder = RunRecorder(
+        writer, num_samples=spec.num_samples, objectives=[(o.metric, o.direction) for o in spec.objectives]
+    )
+    print(
+        f"wattsweep: {spec.num_samples} trials of {spec.name!r}, {slots} at a time "
+        f"({resources['cpu']:g} CPU, {resources['gpu']:g} GPU each); run dir {run_dir}",
+        flush=True,
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=make_search(spec, run_dir), num_samples=spec.num_samples, max_concurrent_trials=slots
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=str(run_dir),
+            callbacks=[recorder],
+            failure_config=tune.FailureConfig(max_failures=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=0,
+        ),
+    )
+    tuner.fit()

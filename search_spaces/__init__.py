@@ -1,0 +1,34 @@
+"""Search specs: YAML files in this folder, loaded into frozen, validated objects."""
+
+from search_spaces._spec import (
+    PARAM_KINDS,
+    SAMPLERS,
+    EnergySettings,
+    Objective,
+    Param,
+    Resources,
+    SamplerSpec,
+    SpecError,
+    SweepSpec,
+    load_spec,
+    parse_set,
+    parse_spec,
+)
+
+DEFAULT_SPEC = "search_spaces/digits_resnet.yaml"
+
+__all__ = [
+    "DEFAULT_SPEC",
+    "PARAM_KINDS",
+    "SAMPLERS",
+    "EnergySettings",
+    "Objective",
+    "Param",
+    "Resources",
+    "SamplerSpec",
+    "SpecError",
+    "SweepSpec",
+    "load_spec",
+    "parse_set",
+    "parse_spec",
+]

@@ -1,0 +1,380 @@
+"""Sweep specs: YAML in, frozen typed objects out, validated before Ray starts.
+
+A spec names the dataset, the trial settings held fixed, the settings searched
+(each with a kind and a default), the objectives, the sampler, the number of
+trials and the resources per trial. Every error is a ``SpecError`` naming the
+field (dotted path), the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainables.config import (
+    ConfigError,
+    DatasetConfig,
+    TrialConfig,
+    check_compatible,
+    check_value,
+    TRIAL_KEYS,
+)
+from trainables.metrics import OBJECTIVE_METRICS
+
+PARAM_KINDS = ("choice", "uniform", "loguniform", "int")
+SAMPLERS = ("nsga2", "tpe", "random")
+SCHEDULERS = ("fifo",)
+TOP_KEYS = (
+    "name",
+    "description",
+    "dataset",
+    "fixed",
+    "space",
+    "objectives",
+    "sampler",
+    "num_samples",
+    "resources",
+    "scheduler",
+    "energy",
+)
+
+
+class SpecError(ConfigError):
+    """A spec (or a flag that overrides one) is wrong. Exit code 2."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched trial key."""
+
+    name: str
+    kind: str  # choice | uniform | loguniform | int
+    default: Any
+    values: tuple[Any, ...] = ()  # choice
+    low: float | int | None = None  # ranges, inclusive
+    high: float | int | None = None
+    step: int | None = None  # int ranges
+
+    def candidates(self) -> list[Any]:
+        """Values this parameter can take, for combination checks (range ends for continuous kinds)."""
+        if self.kind == "choice":
+            return list(self.values)
+        if self.kind == "int":
+            assert self.low is not None and self.high is not None
+            return list(range(int(self.low), int(self.high) + 1, self.step or 1))
+        return [self.low, self.high]
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str  # "max" | "min"
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    kind: str = "nsga2"
+    seed: int = 0
+    population_size: int | None = None  # nsga2 only; None = optuna's default (50) capped to num_samples
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float = 1.0
+    gpu: float | str = "auto"  # "auto": one whole GPU per trial where the cluster has GPUs, else none
+
+
+@dataclass(frozen=True)
+class EnergySettings:
+    watts_per_core: float | None = None  # estimate backend; None = the meter's documented default
+    idle_baseline_s: float = 2.0  # seconds of idle measurement at sweep start (0 = none)
+    grid_g_per_kwh: float | None = None  # carbon intensity; None = documented default
+    pue: float | None = None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A whole sweep, as loaded from YAML (plus CLI overrides applied with ``with_overrides``)."""
+
+    name: str
+    dataset: DatasetConfig
+    fixed: Mapping[str, Any]
+    space: tuple[Param, ...]
+    objectives: tuple[Objective, ...]
+    sampler: SamplerSpec = SamplerSpec()
+    num_samples: int = 16
+    resources: Resources = Resources()
+    scheduler: str = "fifo"
+    energy: EnergySettings = EnergySettings()
+    description: str = ""
+    max_epochs: int | None = None  # CLI --max-epochs: caps each trial's epochs
+    source: str = ""  # the file it came from
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def default_config(self) -> dict[str, Any]:
+        """The trial config with every searched key at its default."""
+        return {**self.fixed, **{p.name: p.default for p in self.space}}
+
+    def trial_config(self, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
+        """Validated TrialConfig: fixed settings, space defaults, then overrides."""
+        values = {**self.default_config(), **(overrides or {})}
+        try:
+            cfg = TrialConfig.from_mapping(values)
+            check_compatible(cfg.model, self.dataset)
+        except SpecError:
+            raise
+        except ConfigError as e:
+            raise SpecError(e.field, e.value, e.allowed) from None
+        return cfg
+
+    def with_overrides(self, **changes: Any) -> SweepSpec:
+        """A copy with CLI overrides (num_samples, max_epochs, seed, name); validated."""
+        seed = changes.pop("seed", None)
+        spec = replace(self, **{k: v for k, v in changes.items() if v is not None})
+        if seed is not None:
+            spec = replace(spec, sampler=replace(spec.sampler, seed=_int("--seed", seed, 0)))
+        _int("--num-samples", spec.num_samples, 1)
+        if spec.max_epochs is not None:
+            _int("--max-epochs", spec.max_epochs, 1)
+        _check_name("--name", spec.name)
+        return spec
+
+
+def _int(field_: str, v: Any, minimum: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise SpecError(field_, v, f"an integer >= {minimum}")
+    return v
+
+
+def _num(field_: str, v: Any, *, positive: bool = False, minimum: float | None = None) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise SpecError(field_, v, "a finite number")
+    if positive and v <= 0:
+        raise SpecError(field_, v, "a number > 0")
+    if minimum is not None and v < minimum:
+        raise SpecError(field_, v, f"a number >= {minimum}")
+    return float(v)
+
+
+def _mapping(field_: str, v: Any, allowed_keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping):
+        raise SpecError(field_, v, "a mapping (key: value)")
+    if allowed_keys is not None:
+        for k in v:
+            if k not in allowed_keys:
+                raise SpecError(f"{field_}.{k}" if field_ else str(k), v[k], f"one of the keys {list(allowed_keys)}")
+    return dict(v)
+
+
+def _check_name(field_: str, name: Any) -> str:
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise SpecError(field_, name, "a non-empty name of letters, digits, '-', '_' or '.'")
+    return name
+
+
+def _check_trial_value(field_: str, key: str, value: Any) -> Any:
+    try:
+        return check_value(key, value)
+    except ConfigError as e:
+        raise SpecError(field_, value, e.allowed) from None
+
+
+def _parse_param(name: str, raw: Any) -> Param:
+    where = f"space.{name}"
+    if name not in TRIAL_KEYS:
+        raise SpecError(where, raw, f"a trial key, one of {list(TRIAL_KEYS)}")
+    d = _mapping(where, raw, ("kind", "values", "low", "high", "step", "default"))
+    kind = d.get("kind")
+    if kind not in PARAM_KINDS:
+        raise SpecError(f"{where}.kind", kind, f"one of {list(PARAM_KINDS)}")
+    if kind == "choice":
+        values = d.get("values")
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{where}.values", values, "a non-empty list")
+        checked = tuple(_check_trial_value(f"{where}.values", name, v) for v in values)
+        default = _check_trial_value(f"{where}.default", name, d.get("default", checked[0]))
+        if default not in checked:
+            raise SpecError(f"{where}.default", default, f"one of the values {list(checked)}")
+        return Param(name, kind, default, values=checked)
+    for k in ("low", "high"):
+        if k not in d:
+            raise SpecError(f"{where}.{k}", None, f"a number (a {kind} range needs low and high)")
+    low = _check_trial_value(f"{where}.low", name, d["low"])
+    high = _check_trial_value(f"{where}.high", name, d["high"])
+    if isinstance(low, bool) or not isinstance(low, (int, float)):
+        raise SpecError(f"{where}.kind", kind, f"choice (the key {name!r} is not numeric)")
+    if low > high:
+        raise SpecError(f"{where}.low", low, f"a value <= high ({high}); the range is empty")
+    if kind == "loguniform" and low <= 0:
+        raise SpecError(f"{where}.low", low, "a number > 0 for a loguniform range")
+    step = None
+    if kind == "int":
+        if not (isinstance(low, int) and isinstance(high, int)):
+            raise SpecError(f"{where}.kind", kind, f"uniform or loguniform ({name!r} is not an integer key)")
+        step = _int(f"{where}.step", d.get("step", 1), 1)
+    default = d.get("default", low)
+    default = _check_trial_value(f"{where}.default", name, default)
+    if not low <= default <= high:
+        raise SpecError(f"{where}.default", default, f"a value in [{low}, {high}]")
+    return Param(name, kind, default, low=low, high=high, step=step)
+
+
+def _parse_objectives(raw: Any) -> tuple[Objective, ...]:
+    if raw is None:
+        return (Objective("accuracy", "max"), Objective("energy_j", "min"))
+    if not isinstance(raw, list) or not raw:
+        raise SpecError("objectives", raw, "a non-empty list of {metric, direction}")
+    out: list[Objective] = []
+    for i, item in enumerate(raw):
+        d = _mapping(f"objectives[{i}]", item, ("metric", "direction"))
+        metric = d.get("metric")
+        if metric not in OBJECTIVE_METRICS:
+            raise SpecError(f"objectives[{i}].metric", metric, f"one of {list(OBJECTIVE_METRICS)}")
+        direction = d.get("direction", OBJECTIVE_METRICS[metric])
+        if direction not in ("max", "min"):
+            raise SpecError(f"objectives[{i}].direction", direction, "max or min")
+        if any(o.metric == metric for o in out):
+            raise SpecError(f"objectives[{i}].metric", metric, "each metric once")
+        out.append(Objective(metric, direction))
+    return tuple(out)
+
+
+def _parse_sampler(raw: Any) -> SamplerSpec:
+    d = _mapping("sampler", raw, ("kind", "seed", "population_size"))
+    kind = d.get("kind", "nsga2")
+    if kind not in SAMPLERS:
+        raise SpecError("sampler.kind", kind, f"one of {list(SAMPLERS)}")
+    seed = _int("sampler.seed", d.get("seed", 0), 0)
+    pop = d.get("population_size")
+    if pop is not None:
+        pop = _int("sampler.population_size", pop, 2)
+    return SamplerSpec(kind, seed, pop)
+
+
+def _parse_resources(raw: Any) -> Resources:
+    d = _mapping("resources", raw, ("cpu", "gpu"))
+    cpu = _num("resources.cpu", d.get("cpu", 1), positive=True)
+    gpu = d.get("gpu", "auto")
+    if gpu != "auto":
+        gpu = _num("resources.gpu", gpu, minimum=0.0)
+    return Resources(cpu, gpu)
+
+
+def _parse_energy(raw: Any) -> EnergySettings:
+    d = _mapping("energy", raw, ("watts_per_core", "idle_baseline_s", "grid_g_per_kwh", "pue"))
+    wpc = d.get("watts_per_core")
+    grid = d.get("grid_g_per_kwh")
+    pue = d.get("pue")
+    return EnergySettings(
+        watts_per_core=None if wpc is None else _num("energy.watts_per_core", wpc, positive=True),
+        idle_baseline_s=_num("energy.idle_baseline_s", d.get("idle_baseline_s", 2.0), minimum=0.0),
+        grid_g_per_kwh=None if grid is None else _num("energy.grid_g_per_kwh", grid, minimum=0.0),
+        pue=None if pue is None else _num("energy.pue", pue, minimum=1.0),
+    )
+
+
+def parse_spec(raw: Any, *, source: str = "<memory>") -> SweepSpec:
+    """Validate a spec given as a mapping (parsed YAML)."""
+    d = _mapping("", raw, TOP_KEYS)
+    name = _check_name("name", d.get("name") or Path(source).stem)
+    try:
+        dataset = DatasetConfig.from_mapping(_mapping("dataset", d.get("dataset", {"name": "digits"})))
+    except ConfigError as e:
+        raise SpecError(e.field, e.value, e.allowed) from None
+    fixed_raw = _mapping("fixed", d.get("fixed"))
+    fixed = {}
+    for k, v in fixed_raw.items():
+        if k not in TRIAL_KEYS:
+            raise SpecError(f"fixed.{k}", v, f"a trial key, one of {list(TRIAL_KEYS)}")
+        fixed[k] = _check_trial_value(f"fixed.{k}", k, v)
+    space_raw = _mapping("space", d.get("space"))
+    space = tuple(_parse_param(k, v) for k, v in space_raw.items())
+    for p in space:
+        if p.name in fixed:
+            raise SpecError(f"space.{p.name}", p.name, "a key that is not also under fixed")
+    spec = SweepSpec(
+        name=name,
+        dataset=dataset,
+        fixed=fixed,
+        space=space,
+        objectives=_parse_objectives(d.get("objectives")),
+        sampler=_parse_sampler(d.get("sampler")),
+        num_samples=_int("num_samples", d.get("num_samples", 16), 1),
+        resources=_parse_resources(d.get("resources")),
+        scheduler=_parse_scheduler(d.get("scheduler", "fifo")),
+        energy=_parse_energy(d.get("energy")),
+        description=str(d.get("description", "")),
+        source=source,
+        raw=d,
+    )
+    _check_combinations(spec)
+    return spec
+
+
+def _parse_scheduler(raw: Any) -> str:
+    if raw not in SCHEDULERS:
+        raise SpecError("scheduler", raw, f"one of {list(SCHEDULERS)}")
+    return str(raw)
+
+
+def _check_combinations(spec: SweepSpec) -> None:
+    """Every model x depth the search can draw must be buildable on the dataset."""
+    by_name = {p.name: p for p in spec.space}
+    try:
+        spec.trial_config()  # the defaults themselves
+    except SpecError as e:
+        where = f"space.{e.field}.default" if e.field in by_name else f"fixed.{e.field}"
+        raise SpecError(where if e.field in TRIAL_KEYS else e.field, e.value, e.allowed) from None
+    models = by_name["model"].candidates() if "model" in by_name else [spec.fixed.get("model", TrialConfig.model)]
+    depth_field = "space.depth" if "depth" in by_name else "fixed.depth"
+    depths = by_name["depth"].candidates() if "depth" in by_name else [spec.fixed.get("depth", TrialConfig.depth)]
+    for model in models:
+        try:
+            check_compatible(model, spec.dataset)
+        except ConfigError as e:
+            raise SpecError("space.model" if "model" in by_name else "fixed.model", model, e.allowed) from None
+        if model == "resnet":
+            bad = [d for d in depths if (int(d) - 2) % 6 != 0]
+            if bad:
+                allowed = "for resnet, depths 6n+2 (8, 14, 20, 26, 32, 44, 56, ...); an int range needs step 6"
+                raise SpecError(depth_field, bad[0], allowed)
+
+
+def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
+    """Read and validate a YAML spec file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError("spec", str(p), "the path of an existing YAML spec file (see search_spaces/)")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpecError("spec", str(p), f"valid YAML (parse error{where}: {getattr(e, 'problem', e)})") from None
+    return parse_spec(raw, source=str(p))
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs; values parsed as YAML scalars (3, 1e-3, true, resnet)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError("--set", item, "key=value, e.g. --set depth=14 --set lr=0.001")
+        if key not in TRIAL_KEYS:
+            raise SpecError(f"--set {key}", text, f"a trial key, one of {list(TRIAL_KEYS)}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        out[key] = _check_trial_value(f"--set {key}", key, value)
+    return out

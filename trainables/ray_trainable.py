@@ -1,0 +1,39 @@
+"""Adapter from the training loop to Ray Tune: config in, tune.report out, checkpoints both ways."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from trainables.config import DatasetConfig, TrialConfig
+from trainables.train import RunOptions, run_trial
+
+CHECKPOINT_FILE = "trial_state.pt"
+
+
+def tune_trainable(config: dict[str, Any], *, dataset: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """Ray Tune function trainable. ``config`` is the full trial config (searched + fixed keys)."""
+    from ray import tune  # why: only the Ray path needs Ray; `trial` runs without it
+
+    cfg = TrialConfig.from_mapping(config)
+    ds = DatasetConfig.from_mapping(dataset)
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            # why: the checkpoint holds the (possibly structurally pruned) module itself
+            resume = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False, map_location="cpu")
+
+    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        if state is None:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(state, os.path.join(d, CHECKPOINT_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+    run_trial(cfg, ds, report=report, resume=resume, options=RunOptions(**options))

@@ -92,7 +92,7 @@ class RunRecorder(Callback):
             print(f"    front so far: {len(front)} config(s): {best}", file=self.out, flush=True)
 
     def _front(self) -> list[dict[str, Any]]:
-        from reports.pareto import pareto_mask  # why: lazy; the report layer owns the Pareto code
+        from reports.pareto import pareto_front_mask  # why: lazy; the report layer owns the Pareto code
 
         rows = [r for r in self._finished.values() if all(m in r for m, _ in self.objectives)]
         if not rows:
@@ -100,7 +100,7 @@ class RunRecorder(Callback):
         import numpy as np
 
         pts = np.array([[float(r[m]) for m, _ in self.objectives] for r in rows])
-        mask = pareto_mask(pts, [d for _, d in self.objectives])
+        mask = pareto_front_mask(pts, [d for _, d in self.objectives])
         return [r for r, keep in zip(rows, mask) if keep]
 
 

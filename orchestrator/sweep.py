@@ -88,6 +88,8 @@ def _init_ray(address: str | None) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # why: checkpointing every epoch of second-long trials trips a warning meant for slow remote storage
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     kwargs: dict[str, Any] = dict(
         include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False, configure_logging=True
     )
@@ -136,6 +138,10 @@ def run_sweep(spec: SweepSpec, *, storage: Path, address: str | None = None) -> 
     return build_report(run_dir)
 
 
+def _trial_dirname(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
 def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
     from ray import tune
 
@@ -163,7 +169,10 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=make_search(spec, run_dir), num_samples=spec.num_samples, max_concurrent_trials=slots
+            search_alg=make_search(spec, run_dir),
+            num_samples=spec.num_samples,
+            max_concurrent_trials=slots,
+            trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,

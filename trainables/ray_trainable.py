@@ -13,6 +13,21 @@ from trainables.config import DatasetConfig, TrialConfig
 from trainables.train import RunOptions, run_trial
 
 CHECKPOINT_FILE = "trial_state.pt"
+# Fault injection for testing the sweep's failure handling: "key=value[,key=value]" makes every
+# attempt of a matching trial raise after its first reported epoch. Unset in normal use.
+INJECT_FAILURE_ENV = "WATTSWEEP_INJECT_FAILURE"
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by a trial that WATTSWEEP_INJECT_FAILURE selects."""
+
+
+def _failure_selected(config: Mapping[str, Any]) -> bool:
+    rule = os.environ.get(INJECT_FAILURE_ENV, "")
+    if not rule:
+        return False
+    pairs = [item.partition("=") for item in rule.split(",")]
+    return all(str(config.get(k.strip())) == v.strip() for k, _, v in pairs)
 
 
 def tune_trainable(config: dict[str, Any], *, dataset: Mapping[str, Any], options: Mapping[str, Any]) -> None:
@@ -28,7 +43,11 @@ def tune_trainable(config: dict[str, Any], *, dataset: Mapping[str, Any], option
             # why: the checkpoint holds the (possibly structurally pruned) module itself
             resume = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False, map_location="cpu")
 
+    inject = _failure_selected(config)
+
     def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        if inject and metrics["epoch"] >= 2:
+            raise InjectedFailure(f"{INJECT_FAILURE_ENV} selected this trial ({os.environ[INJECT_FAILURE_ENV]})")
         if state is None:
             tune.report(metrics)
             return

@@ -154,7 +154,10 @@ def run_trial(
     gen = torch.Generator().manual_seed(cfg.seed)
 
     # training
-    meter = make_meter(device.type, watts_per_core=options.watts_per_core, idle_power_w=options.idle_power_w)
+    meter_opts: dict[str, Any] = {"watts_per_core": options.watts_per_core}
+    if options.idle_power_w is not None:
+        meter_opts["idle_power_w"] = options.idle_power_w
+    meter = make_meter(device.type, **meter_opts)
     meter.start()
     result: dict[str, Any] = {}
     for epoch in range(start_epoch + 1, epochs + 1):

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a trial key")
     t.add_argument("--max-epochs", type=_positive_int("--max-epochs"))
 
+    rs = sub.add_parser("resume", help="continue a sweep whose driver died, with its Optuna study intact")
+    rs.add_argument("run_dir")
+    rs.add_argument("--address", help="join an existing Ray cluster; default: start a local one")
+
     v = sub.add_parser("validate", help="check a spec and say what is wrong")
     v.add_argument("spec")
 
@@ -92,14 +96,24 @@ def _check_data(spec: object) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from orchestrator.sweep import check_storage, run_sweep
+    from orchestrator.sweep import check_address, check_storage, run_sweep
 
     spec = load_spec(args.spec)
     name = args.name or f"{spec.name}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
     spec = spec.with_overrides(name=name, num_samples=args.num_samples, max_epochs=args.max_epochs, seed=args.seed)
     _check_data(spec)
     check_storage(Path(args.storage), spec.name)  # why: refuse before Ray starts
+    check_address(args.address)
     report_dir = run_sweep(spec, storage=Path(args.storage), address=args.address)
+    print(f"report: {report_dir / 'index.html'}")
+    return EXIT_OK
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from orchestrator.sweep import check_address, resume_sweep
+
+    check_address(args.address)
+    report_dir = resume_sweep(Path(args.run_dir), address=args.address)
     print(f"report: {report_dir / 'index.html'}")
     return EXIT_OK
 
@@ -151,6 +165,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 COMMANDS = {
     "sweep": _cmd_sweep,
     "report": _cmd_report,
+    "resume": _cmd_resume,
     "trial": _cmd_trial,
     "validate": _cmd_validate,
     "doctor": _cmd_doctor,

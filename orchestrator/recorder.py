@@ -22,7 +22,7 @@ class RunRecorder(Callback):
     """
 
     def __init__(
-        self, writer: RunWriter, *, num_samples: int, objectives: list[tuple[str, str]], out: TextIO = sys.stdout
+        self, writer: RunWriter, *, num_samples: int, objectives: list[tuple[str, str]], out: TextIO | None = None
     ) -> None:
         self.writer = writer
         self.num_samples = num_samples
@@ -33,14 +33,34 @@ class RunRecorder(Callback):
         self._finished: dict[str, dict[str, Any]] = {}  # complete trials' final metrics, for the front
         self._ended = 0
         self._source_seen = False
+        self._loaded = False
+
+    def _ensure_loaded(self) -> None:
+        """Pick up what an earlier driver of this run wrote (resume), once."""
+        if self._loaded:
+            return
+        self._loaded = True
+        from reports.rundir import read_run
+
+        for t in read_run(self.writer.run_dir).trials:
+            last = max((int(e.get(M.EPOCH, 0)) for e in t.epochs), default=0)
+            self._last_epoch[t.trial_id] = last
+            if t.budget_epochs:
+                self._budget[t.trial_id] = t.budget_epochs
+            if t.state in ("complete", "stopped", "failed"):
+                self._ended += 1
+            if t.state == "complete" and t.epochs:
+                self._finished[t.trial_id] = t.final
 
     # Tune hooks -----------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._ensure_loaded()
         budget = int(trial.config.get("epochs", 0))
         self._budget.setdefault(trial.trial_id, budget)
         self.writer.start_trial(trial.trial_id, trial.config, budget)
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any) -> None:
+        self._ensure_loaded()
         epoch = int(result.get(M.EPOCH, 0))
         tid = trial.trial_id
         if epoch <= self._last_epoch.get(tid, 0):
@@ -58,6 +78,7 @@ class RunRecorder(Callback):
             self._finished[tid] = result
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._ensure_loaded()
         tid = trial.trial_id
         epochs_run, budget = self._last_epoch.get(tid, 0), self._budget.get(tid, 0)
         state = "complete" if budget and epochs_run >= budget else "stopped"
@@ -65,6 +86,7 @@ class RunRecorder(Callback):
         self._print_end(trial, state)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._ensure_loaded()
         tid = trial.trial_id
         error = _error_text(trial)
         self.writer.set_state(
@@ -83,13 +105,13 @@ class RunRecorder(Callback):
             head += f": accuracy {final.get(M.ACCURACY, float('nan')):.3f}, energy {final.get(M.ENERGY_J, 0):.1f} J{est}"
         elif why:
             head += f": {why[:160]}"
-        print(head, file=self.out, flush=True)
+        print(head, file=self.out or sys.stdout, flush=True)
         front = self._front()
         if front:
             best = ", ".join(
                 f"{f[M.ACCURACY]:.3f} @ {f[M.ENERGY_J]:.1f} J" for f in sorted(front, key=lambda r: r[M.ENERGY_J])[:5]
             )
-            print(f"    front so far: {len(front)} config(s): {best}", file=self.out, flush=True)
+            print(f"    front so far: {len(front)} config(s): {best}", file=self.out or sys.stdout, flush=True)
 
     def _front(self) -> list[dict[str, Any]]:
         from reports.pareto import pareto_front_mask  # why: lazy; the report layer owns the Pareto code

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import platform
+import socket
 import subprocess
 import sys
 from dataclasses import asdict
@@ -113,19 +115,48 @@ def _trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int]:
     return res, max(1, slots)
 
 
-def run_sweep(spec: SweepSpec, *, storage: Path, address: str | None = None) -> Path:
-    """Run the sweep; write <storage>/<name>/ and its report. Returns the report directory."""
-    run_dir = check_storage(storage, spec.name).resolve()
-    writer = RunWriter(run_dir)
-    writer.write_manifest(manifest(spec, run_dir))
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def check_address(address: str | None, *, timeout_s: float = 10.0) -> None:
+    """Refuse an unreachable host:port before Ray tries (Ray itself may wait minutes). SpecError."""
+    if not address or address in ("auto", "local") or address.startswith("ray://"):
+        target = address[len("ray://") :] if address and address.startswith("ray://") else None
+        if not target:
+            return
+    else:
+        target = address
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise SpecError("--address", address, "auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise SpecError("--address", address, f"a reachable Ray cluster address ({e})") from None
+
+
+def _init_ray_or_exit(address: str | None, writer: RunWriter | None) -> None:
     try:
         _init_ray(address)
     except Exception as e:  # noqa: BLE001 - ray raises many kinds when it cannot connect
-        writer.update_manifest(status="failed")
-        raise SpecError("--address", address or "local", f"a reachable Ray cluster ({e})") from None
+        if writer is not None:
+            writer.update_manifest(status="failed")
+        if not address:
+            raise RunError(f"could not start a local Ray cluster: {e}") from e
+        raise SpecError("--address", address, f"a reachable Ray cluster ({e})") from None
+
+
+def run_sweep(spec: SweepSpec, *, storage: Path, address: str | None = None) -> Path:
+    """Run the sweep; write <storage>/<name>/ and its report. Returns the report directory."""
+    run_dir = check_storage(storage, spec.name).resolve()
+    _init_ray_or_exit(address, None)  # why: an unreachable cluster must leave nothing behind
+    writer = RunWriter(run_dir)
+    writer.write_manifest(manifest(spec, run_dir))
     try:
         _fit(spec, run_dir, writer)
-        writer.update_manifest(status="finished", finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        writer.update_manifest(status="finished", finished_at=_now())
     except KeyboardInterrupt:
         writer.update_manifest(status="interrupted")
         print("interrupted: writing the report of the trials so far", flush=True)
@@ -142,22 +173,28 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
+def _trainable(spec: SweepSpec, resources: dict[str, float]) -> Any:
     from ray import tune
 
-    from orchestrator.recorder import RunRecorder
-    from orchestrator.search import make_search
     from trainables.ray_trainable import tune_trainable
 
-    resources, slots = _trial_resources(spec)
     options = {
         "max_epochs": spec.max_epochs,
         "num_threads": max(1, int(spec.resources.cpu)),
         "watts_per_core": spec.energy.watts_per_core,
     }
-    trainable = tune.with_resources(
+    return tune.with_resources(
         tune.with_parameters(tune_trainable, dataset=spec.dataset.to_dict(), options=options), resources
     )
+
+
+def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
+    from ray import tune
+
+    from orchestrator.recorder import RunRecorder
+    from orchestrator.search import make_search
+
+    resources, slots = _trial_resources(spec)
     recorder = RunRecorder(
         writer, num_samples=spec.num_samples, objectives=[(o.metric, o.direction) for o in spec.objectives]
     )
@@ -167,7 +204,7 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
         flush=True,
     )
     tuner = tune.Tuner(
-        trainable,
+        _trainable(spec, resources),
         tune_config=tune.TuneConfig(
             search_alg=make_search(spec, run_dir),
             num_samples=spec.num_samples,
@@ -184,3 +221,43 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
         ),
     )
     tuner.fit()
+
+
+def load_run_spec(run_dir: Path) -> SweepSpec:
+    """The spec a run was started with (CLI overrides applied), from its manifest. SpecError if not a run."""
+    from reports.rundir import MANIFEST
+    from search_spaces import parse_spec
+
+    if not is_run_dir(run_dir) or not (run_dir / TUNE_DIR / "tuner.pkl").is_file():
+        raise SpecError("RUN_DIR", str(run_dir), "a wattsweep run directory (with wattsweep.json and tune/tuner.pkl)")
+    m = json.loads((run_dir / MANIFEST).read_text())
+    spec = parse_spec(m["spec"], source=m.get("spec_path") or str(run_dir))
+    return spec.with_overrides(
+        name=m["name"], num_samples=m["num_samples"], max_epochs=m.get("max_epochs"), seed=m["sampler"]["seed"]
+    )
+
+
+def resume_sweep(run_dir: Path, *, address: str | None = None) -> Path:
+    """Continue a sweep whose driver died: finished trials are kept, unfinished ones resume from checkpoints."""
+    from ray import tune
+
+    run_dir = run_dir.resolve()
+    spec = load_run_spec(run_dir)
+    writer = RunWriter(run_dir)
+    _init_ray_or_exit(address, writer)
+    try:
+        resources, _ = _trial_resources(spec)
+        print(f"wattsweep: resuming {spec.name!r} from {run_dir}", flush=True)
+        writer.update_manifest(status="running")
+        tuner = tune.Tuner.restore(
+            str(run_dir / TUNE_DIR), _trainable(spec, resources), resume_unfinished=True, resume_errored=False
+        )
+        tuner.fit()
+        writer.update_manifest(status="finished", finished_at=_now())
+    finally:
+        import ray
+
+        ray.shutdown()
+    from reports import build_report
+
+    return build_report(run_dir)

@@ -32,6 +32,19 @@ def _positive_int(flag: str) -> type:
     return parse  # type: ignore[return-value]
 
 
+def _positive_float(flag: str) -> type:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = float("nan")
+        if not v > 0 or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag}: got {text!r}; allowed: a number > 0")
+        return v
+
+    return parse  # type: ignore[return-value]
+
+
 def _nonneg_int(text: str) -> int:
     try:
         v = int(text)
@@ -57,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", default="./runs", help="where runs are written (default: ./runs)")
     s.add_argument("--address", help="join an existing Ray cluster (e.g. auto); default: start a local one")
     s.add_argument("--seed", type=_nonneg_int, help="sampler seed (overrides the spec's)")
+    s.add_argument(
+        "--energy-budget", type=_positive_float("--energy-budget"), metavar="JOULES",
+        help="stop launching trials once the sweep has spent this much energy; running trials stop at their next rung",
+    )
 
     r = sub.add_parser("report", help="(re)build the report of a run directory, finished or not")
     r.add_argument("run_dir")
@@ -100,7 +117,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     name = args.name or f"{spec.name}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
-    spec = spec.with_overrides(name=name, num_samples=args.num_samples, max_epochs=args.max_epochs, seed=args.seed)
+    spec = spec.with_overrides(name=name, num_samples=args.num_samples, max_epochs=args.max_epochs, seed=args.seed,
+        energy_budget=args.energy_budget,
+    )
     _check_data(spec)
     check_storage(Path(args.storage), spec.name)  # why: refuse before Ray starts
     check_address(args.address)

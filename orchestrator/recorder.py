@@ -10,6 +10,7 @@ from ray.tune.experiment import Trial
 
 from reports.rundir import RunWriter
 from trainables import metrics as M
+from trainables.config import TrialConfig
 
 _KEEP = set(M.EPOCH_METRICS) | set(M.FINAL_METRICS)
 
@@ -31,6 +32,7 @@ class RunRecorder(Callback):
         self._last_epoch: dict[str, int] = {}
         self._budget: dict[str, int] = {}
         self._finished: dict[str, dict[str, Any]] = {}  # complete trials' final metrics, for the front
+        self._last: dict[str, dict[str, Any]] = {}  # every trial's last result
         self._ended = 0
         self._source_seen = False
         self._loaded = False
@@ -57,7 +59,8 @@ class RunRecorder(Callback):
         self._ensure_loaded()
         budget = int(trial.config.get("epochs", 0))
         self._budget.setdefault(trial.trial_id, budget)
-        self.writer.start_trial(trial.trial_id, trial.config, budget)
+        # why: record every trial key (defaults included), so report columns are never blank
+        self.writer.start_trial(trial.trial_id, TrialConfig.from_mapping(trial.config).to_dict(), budget)
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any) -> None:
         self._ensure_loaded()
@@ -67,7 +70,8 @@ class RunRecorder(Callback):
             return  # why: a trial retried from its checkpoint may repeat an epoch already written
         self._last_epoch[tid] = epoch
         self._budget[tid] = int(result.get(M.BUDGET_EPOCHS, self._budget.get(tid, 0)))
-        self.writer.append_epoch(tid, {k: v for k, v in result.items() if k in _KEEP})
+        self._last[tid] = {k: v for k, v in result.items() if k in _KEEP}
+        self.writer.append_epoch(tid, self._last[tid])
         self.writer.set_state(tid, "running", epochs_run=epoch, budget_epochs=self._budget[tid])
         if not self._source_seen and M.ENERGY_SOURCE in result:
             self._source_seen = True
@@ -98,13 +102,16 @@ class RunRecorder(Callback):
     # progress -------------------------------------------------------------------
     def _print_end(self, trial: Trial, state: str, why: str = "") -> None:
         self._ended += 1
-        final = self._finished.get(trial.trial_id) or {}
+        last = self._last.get(trial.trial_id) or self._finished.get(trial.trial_id) or {}
         head = f"[{self._ended}/{self.num_samples}] trial {trial.trial_id} {state}"
-        if final:
-            est = " (estimated)" if final.get(M.ENERGY_ESTIMATED) else ""
-            head += f": accuracy {final.get(M.ACCURACY, float('nan')):.3f}, energy {final.get(M.ENERGY_J, 0):.1f} J{est}"
-        elif why:
-            head += f": {why[:160]}"
+        if last:
+            est = " (estimated)" if last.get(M.ENERGY_ESTIMATED) else ""
+            head += (
+                f" after {last.get(M.EPOCH)}/{last.get(M.BUDGET_EPOCHS)} epochs: accuracy {last.get(M.ACCURACY, float('nan')):.3f}, "
+                f"energy {last.get(M.ENERGY_J, 0):.1f} J{est}"
+            )
+        if why:
+            head += f"; {why[:160]}"
         print(head, file=self.out or sys.stdout, flush=True)
         front = self._front()
         if front:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import Param, SweepSpec
@@ -56,6 +57,13 @@ class HonestOptunaSearch(OptunaSearch):
     Here: failed -> FAIL, ended before its epoch budget -> PRUNED, else COMPLETE.
     """
 
+    budget: Any = None  # an orchestrator.budget.EnergyBudget, or None
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.budget is not None and self.budget.exhausted:
+            return Searcher.FINISHED  # why: the sweep's energy budget is spent; launch nothing more
+        return super().suggest(trial_id)
+
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
@@ -87,3 +95,23 @@ def make_search(spec: SweepSpec, run_dir: Path) -> HonestOptunaSearch:
         storage=storage,
         study_name=spec.name,
     )
+
+
+def make_scheduler(spec: SweepSpec) -> Any:
+    """The spec's early-stopping scheduler (None = run every trial to its budget)."""
+    from orchestrator.moasha import MOASHAScheduler, WeightedSumASHA
+    from trainables.metrics import EPOCH
+
+    s = spec.scheduler
+    if s.kind == "fifo":
+        return None
+    common: dict[str, Any] = dict(
+        objectives=[(o.metric, o.direction) for o in spec.objectives],
+        time_attr=EPOCH,
+        max_t=spec.budget_epochs(),
+        grace_period=s.grace_period,
+        reduction_factor=s.reduction_factor,
+    )
+    if s.kind == "weighted_asha":
+        return WeightedSumASHA(weights=list(s.weights or ()), **common)
+    return MOASHAScheduler(**common)

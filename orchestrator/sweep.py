@@ -191,8 +191,9 @@ def _trainable(spec: SweepSpec, resources: dict[str, float]) -> Any:
 def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
     from ray import tune
 
+    from orchestrator.budget import EnergyBudget
     from orchestrator.recorder import RunRecorder
-    from orchestrator.search import make_search
+    from orchestrator.search import make_scheduler, make_search
 
     resources, slots = _trial_resources(spec)
     recorder = RunRecorder(
@@ -203,10 +204,16 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
         f"({resources['cpu']:g} CPU, {resources['gpu']:g} GPU each); run dir {run_dir}",
         flush=True,
     )
+    search, scheduler = make_search(spec, run_dir), make_scheduler(spec)
+    budget = None
+    if spec.energy.budget_j:
+        budget = EnergyBudget(spec.energy.budget_j, getattr(scheduler, "milestones", ()))
+        search.budget = budget
     tuner = tune.Tuner(
         _trainable(spec, resources),
         tune_config=tune.TuneConfig(
-            search_alg=make_search(spec, run_dir),
+            search_alg=search,
+            scheduler=scheduler,
             num_samples=spec.num_samples,
             max_concurrent_trials=slots,
             trial_dirname_creator=_trial_dirname,
@@ -215,6 +222,7 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
             name=TUNE_DIR,
             storage_path=str(run_dir),
             callbacks=[recorder],
+            stop=budget,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=0,

@@ -29,7 +29,7 @@ from trainables.metrics import OBJECTIVE_METRICS
 
 PARAM_KINDS = ("choice", "uniform", "loguniform", "int")
 SAMPLERS = ("nsga2", "tpe", "random")
-SCHEDULERS = ("fifo",)
+SCHEDULERS = ("fifo", "moasha", "weighted_asha")
 TOP_KEYS = (
     "name",
     "description",
@@ -85,6 +85,16 @@ class SamplerSpec:
 
 
 @dataclass(frozen=True)
+class SchedulerSpec:
+    """Early stopping. fifo: none; moasha: multi-objective ASHA; weighted_asha: ASHA on a weighted sum."""
+
+    kind: str = "fifo"
+    grace_period: int = 1  # epochs before the first rung
+    reduction_factor: float = 3.0  # eta: keep the top 1/eta at each rung
+    weights: tuple[float, ...] | None = None  # weighted_asha: one weight per objective (normalised objectives)
+
+
+@dataclass(frozen=True)
 class Resources:
     cpu: float = 1.0
     gpu: float | str = "auto"  # "auto": one whole GPU per trial where the cluster has GPUs, else none
@@ -96,6 +106,7 @@ class EnergySettings:
     idle_baseline_s: float = 2.0  # seconds of idle measurement at sweep start (0 = none)
     grid_g_per_kwh: float | None = None  # carbon intensity; None = documented default
     pue: float | None = None
+    budget_j: float | None = None  # stop launching trials once the sweep has spent this many joules
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,7 @@ class SweepSpec:
     sampler: SamplerSpec = SamplerSpec()
     num_samples: int = 16
     resources: Resources = Resources()
-    scheduler: str = "fifo"
+    scheduler: SchedulerSpec = SchedulerSpec()
     energy: EnergySettings = EnergySettings()
     description: str = ""
     max_epochs: int | None = None  # CLI --max-epochs: caps each trial's epochs
@@ -133,9 +144,18 @@ class SweepSpec:
             raise SpecError(e.field, e.value, e.allowed) from None
         return cfg
 
+    def budget_epochs(self) -> int:
+        """The most epochs a trial of this sweep runs (the scheduler's maximum budget)."""
+        by_name = {p.name: p for p in self.space}
+        epochs = int(max(by_name["epochs"].candidates())) if "epochs" in by_name else int(self.trial_config().epochs)
+        return min(epochs, self.max_epochs) if self.max_epochs else epochs
+
     def with_overrides(self, **changes: Any) -> SweepSpec:
         """A copy with CLI overrides (num_samples, max_epochs, seed, name); validated."""
         seed = changes.pop("seed", None)
+        budget = changes.pop("energy_budget", None)
+        if budget is not None:
+            changes["energy"] = replace(self.energy, budget_j=_num("--energy-budget", budget, positive=True))
         spec = replace(self, **{k: v for k, v in changes.items() if v is not None})
         if seed is not None:
             spec = replace(spec, sampler=replace(spec.sampler, seed=_int("--seed", seed, 0)))
@@ -269,7 +289,8 @@ def _parse_resources(raw: Any) -> Resources:
 
 
 def _parse_energy(raw: Any) -> EnergySettings:
-    d = _mapping("energy", raw, ("watts_per_core", "idle_baseline_s", "grid_g_per_kwh", "pue"))
+    d = _mapping("energy", raw, ("watts_per_core", "idle_baseline_s", "grid_g_per_kwh", "pue", "budget_j"))
+    budget = d.get("budget_j")
     wpc = d.get("watts_per_core")
     grid = d.get("grid_g_per_kwh")
     pue = d.get("pue")
@@ -278,6 +299,7 @@ def _parse_energy(raw: Any) -> EnergySettings:
         idle_baseline_s=_num("energy.idle_baseline_s", d.get("idle_baseline_s", 2.0), minimum=0.0),
         grid_g_per_kwh=None if grid is None else _num("energy.grid_g_per_kwh", grid, minimum=0.0),
         pue=None if pue is None else _num("energy.pue", pue, minimum=1.0),
+        budget_j=None if budget is None else _num("energy.budget_j", budget, positive=True),
     )
 
 
@@ -316,13 +338,25 @@ def parse_spec(raw: Any, *, source: str = "<memory>") -> SweepSpec:
         raw=d,
     )
     _check_combinations(spec)
+    w = spec.scheduler.weights
+    if spec.scheduler.kind == "weighted_asha" and (w is None or len(w) != len(spec.objectives)):
+        raise SpecError("scheduler.weights", list(w) if w else None, f"{len(spec.objectives)} numbers, one per objective")
     return spec
 
 
-def _parse_scheduler(raw: Any) -> str:
-    if raw not in SCHEDULERS:
-        raise SpecError("scheduler", raw, f"one of {list(SCHEDULERS)}")
-    return str(raw)
+def _parse_scheduler(raw: Any) -> SchedulerSpec:
+    d = {"kind": raw} if isinstance(raw, str) else _mapping("scheduler", raw, ("kind", "grace_period", "reduction_factor", "weights"))
+    kind = d.get("kind", "fifo")
+    if kind not in SCHEDULERS:
+        raise SpecError("scheduler.kind", kind, f"one of {list(SCHEDULERS)}")
+    grace = _int("scheduler.grace_period", d.get("grace_period", 1), 1)
+    eta = _num("scheduler.reduction_factor", d.get("reduction_factor", 3), minimum=1.01)
+    weights = d.get("weights")
+    if weights is not None:
+        if not isinstance(weights, list) or not weights:
+            raise SpecError("scheduler.weights", weights, "a list of numbers, one per objective")
+        weights = tuple(_num("scheduler.weights", w, minimum=0.0) for w in weights)
+    return SchedulerSpec(kind, grace, eta, weights)
 
 
 def _check_combinations(spec: SweepSpec) -> None:

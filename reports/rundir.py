@@ -162,11 +162,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     except (OSError, json.JSONDecodeError) as e:
         raise NotARunError(f"{str(root / MANIFEST)!r} is unreadable: {e}") from e
     trials_root = root / TRIALS_DIR
-    trials = (
-        [_read_trial(d) for d in sorted(trials_root.iterdir()) if d.is_dir()]
-        if trials_root.is_dir()
-        else []
-    )
+    trials = [_read_trial(d) for d in sorted(trials_root.iterdir()) if d.is_dir()] if trials_root.is_dir() else []
     return RunRecord(run_dir=root, manifest=manifest, trials=trials)
 
 
@@ -197,6 +193,8 @@ def _read_trial(d: Path) -> TrialRecord:
         if state not in TRIAL_STATES:
             problems.append(f"state.json: unknown state {state!r}")
             state = "running"
+    except FileNotFoundError:
+        problems.append("state.json: missing")
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         problems.append(f"state.json: {e}")
     return TrialRecord(

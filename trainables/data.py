@@ -4,16 +4,32 @@ Images are min-max scaled to [-1, 1] with min and max from the training split;
 tabular features are standardised with the training split's mean and std. The
 split depends only on ``DatasetConfig.split_seed``, so every trial of a sweep
 sees the same train / validation / test rows.
+
+Sources: scikit-learn's bundled ``digits``, ``breast_cancer`` and ``wine``;
+torchvision's ``mnist``, ``fashion_mnist`` and ``cifar10`` (files under
+``root``, fetched there when ``download: true``); a ``csv`` file. For the
+torchvision sets the official train and test files are pooled and re-split by
+our seeded split, like every other source: the fractions, ``max_samples`` and
+``split_seed`` then mean the same thing for every dataset (the price: test
+accuracies are not on the official test split, so not comparable to papers).
 """
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from trainables.config import ConfigError, DatasetConfig
+
+# Where torchvision datasets live when the spec gives no dataset.root.
+DEFAULT_ROOT = "~/.cache/wattsweep/datasets"
+_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+_SKLEARN = ("digits", "breast_cancer", "wine")
 
 
 class DataError(ConfigError):
@@ -43,20 +59,103 @@ class Splits:
         return Splits(**moved, kind=self.kind, num_classes=self.num_classes, name=self.name)
 
 
-def _load_raw(ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Features and integer labels, unscaled. Images as (N, C, H, W)."""
+# --- sources -------------------------------------------------------------------
+
+
+def _load_sklearn(name: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn import datasets as skd  # why: lazy, keeps worker start-up light
 
-    if ds.name == "digits":
+    if name == "digits":
         bunch = skd.load_digits()
         return bunch.images[:, None, :, :].astype(np.float32), bunch.target.astype(np.int64)
-    if ds.name == "breast_cancer":
-        bunch = skd.load_breast_cancer()
-        return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
-    if ds.name == "wine":
-        bunch = skd.load_wine()
-        return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
-    raise DataError("dataset.name", ds.name, "digits, breast_cancer or wine (others not yet supported)")
+    bunch = skd.load_breast_cancer() if name == "breast_cancer" else skd.load_wine()
+    return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
+
+
+def _root(ds: DatasetConfig) -> Path:
+    return Path(ds.root if ds.root is not None else DEFAULT_ROOT).expanduser()
+
+
+def _torchvision_class(name: str) -> Any:
+    from torchvision import datasets as tvd  # why: lazy, only image sets from files need torchvision
+
+    return getattr(tvd, _TORCHVISION[name])
+
+
+def _expected_files(ds: DatasetConfig) -> list[Path]:
+    """The files torchvision reads for this dataset, by the names its classes declare."""
+    cls, root = _torchvision_class(ds.name), _root(ds)
+    if ds.name == "cifar10":
+        folder = root / cls.base_folder
+        names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        return [folder / n for n in names]
+    # why: MNIST-style sets read the un-gzipped IDX files under <root>/<ClassName>/raw
+    folder = root / cls.__name__ / "raw"
+    return [folder / Path(url).stem for url, _ in cls.resources]
+
+
+def _load_torchvision(ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test files pooled; images uint8 (N, C, H, W), labels int64."""
+    cls, root = _torchvision_class(ds.name), _root(ds)
+    xs, ys = [], []
+    for train in (True, False):
+        try:
+            dataset = cls(str(root), train=train, download=ds.download)
+        except (RuntimeError, OSError, ValueError, TypeError, KeyError, AssertionError, pickle.UnpicklingError) as err:
+            # why: the one boundary where torchvision's (and the network's) errors become ours
+            raise DataError(
+                "dataset.root", str(root), f"{ds.name} files torchvision can read ({type(err).__name__}: {err})"
+            ) from err
+        data = np.asarray(dataset.data)  # why: the raw uint8 array, no per-sample PIL transforms
+        xs.append(data[:, None] if data.ndim == 3 else data.transpose(0, 3, 1, 2))  # CIFAR is stored HWC
+        ys.append(np.asarray(dataset.targets, dtype=np.int64))
+    return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
+
+
+def _read_csv(ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Feature columns as float32 and the target column encoded 0..K-1 in sorted label order."""
+    import pandas as pd  # why: lazy, only csv needs pandas
+
+    path = Path(ds.path or "")
+    if not ds.path or not path.is_file():
+        raise DataError("dataset.path", ds.path, "an existing CSV file")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as err:  # pandas' parser errors are ValueErrors
+        raise DataError("dataset.path", ds.path, f"a readable CSV file ({type(err).__name__}: {err})") from err
+    columns = [str(c) for c in frame.columns]
+    if ds.target not in columns:
+        raise DataError("dataset.target", ds.target, f"one of the columns of {ds.path}: {columns}")
+    features = frame.drop(columns=[ds.target])
+    not_numeric = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if not_numeric:
+        raise DataError("dataset.path", ds.path, f"numeric feature columns; not numeric: {not_numeric}")
+    if features.shape[1] == 0:
+        raise DataError("dataset.path", ds.path, f"at least one feature column besides the target {ds.target!r}")
+    gaps = [str(c) for c in features.columns if features[c].isna().any()]
+    if gaps or frame[ds.target].isna().any():
+        raise DataError("dataset.path", ds.path, f"no missing values; columns with gaps: {gaps or [ds.target]}")
+    labels = frame[ds.target]
+    # why: str() on mixed object columns gives one sortable type; numeric labels keep numeric order
+    values = labels.to_numpy() if pd.api.types.is_numeric_dtype(labels) else labels.astype(str).to_numpy()
+    classes, y = np.unique(values, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError("dataset.target", ds.target, "a label column with at least 2 classes")
+    return features.to_numpy(dtype=np.float32), y.astype(np.int64)
+
+
+def _load_raw(ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Features and integer labels, unscaled. Images as (N, C, H, W), uint8 or float32."""
+    if ds.name in _SKLEARN:
+        return _load_sklearn(ds.name)
+    if ds.name in _TORCHVISION:
+        return _load_torchvision(ds)
+    if ds.name == "csv":
+        return _read_csv(ds)
+    raise DataError("dataset.name", ds.name, f"one of {[*_SKLEARN, *_TORCHVISION, 'csv']}")
+
+
+# --- split and scale -------------------------------------------------------------
 
 
 def split_indices(n: int, ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,13 +166,23 @@ def split_indices(n: int, ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray, np
     return perm[n_test + n_val :], perm[n_test : n_test + n_val], perm[:n_test]
 
 
-def _scale(x: np.ndarray, train_idx: np.ndarray, kind: str) -> np.ndarray:
-    train = x[train_idx]
+def _fit_scaling(train: np.ndarray, kind: str) -> tuple[Any, Any, float]:
+    """(shift, factor, offset) from the training rows only: scaled = (x - shift) * factor + offset."""
     if kind == "image":
         lo, hi = float(train.min()), float(train.max())
-        return (2.0 * (x - lo) / max(hi - lo, 1e-12) - 1.0).astype(np.float32)
-    mean, std = train.mean(axis=0), train.std(axis=0)
-    return ((x - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+        return lo, 2.0 / max(hi - lo, 1e-12), -1.0
+    mean, std = train.mean(axis=0, dtype=np.float64), train.std(axis=0, dtype=np.float64)
+    # why: a constant training column has std 0; leave it centred instead of dividing by zero
+    return mean.astype(np.float32), (1.0 / np.where(std > 0, std, 1.0)).astype(np.float32), 0.0
+
+
+def _apply_scaling(x: np.ndarray, scaling: tuple[Any, Any, float]) -> np.ndarray:
+    shift, factor, offset = scaling
+    out = x.astype(np.float32)  # a copy; then in place, so CIFAR-sized arrays are not copied again
+    out -= shift
+    out *= factor
+    out += offset
+    return out
 
 
 def load_splits(ds: DatasetConfig) -> Splits:
@@ -83,14 +192,15 @@ def load_splits(ds: DatasetConfig) -> Splits:
         keep = np.random.default_rng(ds.split_seed + 1).permutation(len(x))[: ds.max_samples]
         x, y = x[keep], y[keep]
     tr, va, te = split_indices(len(x), ds)
-    x = _scale(x, tr, ds.kind)
+    x_tr = x[tr]
+    scaling = _fit_scaling(x_tr, ds.kind)
     t = torch.from_numpy
     return Splits(
-        x_train=t(x[tr]),
+        x_train=t(_apply_scaling(x_tr, scaling)),
         y_train=t(y[tr]),
-        x_val=t(x[va]),
+        x_val=t(_apply_scaling(x[va], scaling)),
         y_val=t(y[va]),
-        x_test=t(x[te]),
+        x_test=t(_apply_scaling(x[te], scaling)),
         y_test=t(y[te]),
         kind=ds.kind,
         num_classes=int(y.max()) + 1,
@@ -99,7 +209,25 @@ def load_splits(ds: DatasetConfig) -> Splits:
 
 
 def check_dataset(ds: DatasetConfig) -> None:
-    """Fail fast (DataError naming the path or column) when the data cannot be loaded."""
-    if ds.name in ("digits", "breast_cancer", "wine"):
+    """Fail fast (DataError naming the path or column) when the data cannot be loaded.
+
+    Cheap: for torchvision sets it checks that the files exist (no checksums, no
+    loading); a CSV is read once with pandas to check its columns.
+    """
+    if ds.name in _SKLEARN:
         return
-    raise DataError("dataset.name", ds.name, "digits, breast_cancer or wine (others not yet supported)")
+    if ds.name == "csv":
+        _read_csv(ds)
+        return
+    if ds.name not in _TORCHVISION:
+        raise DataError("dataset.name", ds.name, f"one of {[*_SKLEARN, *_TORCHVISION, 'csv']}")
+    if ds.download:
+        return  # why: whether the network answers is only known by trying; load_splits reports it
+    missing = [str(p) for p in _expected_files(ds) if not p.is_file()]
+    if missing:
+        raise DataError(
+            "dataset.root",
+            str(_root(ds)),
+            f"a folder holding the {ds.name} files (missing: {missing}); "
+            "set download: true or put the files under root",
+        )

@@ -1,57 +1,76 @@
-"""Energy measurement for one trial (placeholder: CPU-time estimate only).
+"""Energy measurement for one trial.
 
-Public API (stable; the energy issue deepens the backends behind it)::
+Backends (one module each, behind ``BaseMeter``):
+
+- ``nvml-counter`` / ``nvml-power`` (``_nvml_meter``): the GPU's total-energy counter,
+  or integrated power where the counter is unsupported; GPUs from ``CUDA_VISIBLE_DEVICES``
+  matched by UUID; a fractional GPU split by SM utilisation.
+- ``rapl`` (``_rapl``): CPU package + DRAM energy from Linux powercap sysfs.
+- ``estimated-cpu`` (``_estimate``): process CPU time x watts per core, when nothing
+  can be measured; ``estimated=True``.
+
+Usage (the trainable)::
 
     meter = make_meter(device="cpu" | "cuda", watts_per_core=None)
     meter.start()
-    reading = meter.read()      # cumulative since start()
-    reading.energy_j, reading.source, reading.estimated, reading.time_s
-    meter.stop() -> EnergyReading
+    reading = meter.read()      # cumulative since start(), once per epoch
+    reading.energy_j, reading.dynamic_energy_j, reading.time_s, reading.source, reading.estimated
+    final = meter.stop()
+    meter.provenance(), meter.trace()
+
+Nothing here imports pynvml or torch at import time (Ray re-imports modules in
+every worker); NVML is initialised on first use, once per process.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from ._carbon import DEFAULT_GRID_G_PER_KWH, DEFAULT_PUE, co2e_g
+from ._doctor import BackendCheck, check_backends, doctor_lines
+from ._errors import (
+    BackendUnavailableError,
+    EnergyError,
+    MigNotMeasurableError,
+    NvmlError,
+    NvmlNotSupportedError,
+    NvmlPermissionError,
+    NvmlUnavailableError,
+    RaplPermissionError,
+    RaplUnavailableError,
+)
+from ._estimate import DEFAULT_WATTS_PER_CORE, CpuTimeEstimateMeter
+from ._factory import BACKENDS, DEFAULT_SAMPLE_INTERVAL_S, make_meter, measure_idle_power
+from ._meter import MAX_TRACE_POINTS, BaseMeter, EnergyReading
+from ._nvml_meter import NvmlMeter
+from ._rapl import DEFAULT_RAPL_ROOT, RaplMeter
+from ._sampler import trapezoid_j
 
-# Assumed draw of one fully busy CPU core, watts. An estimate, not a measurement.
-DEFAULT_WATTS_PER_CORE = 10.0
-
-
-@dataclass(frozen=True)
-class EnergyReading:
-    """Energy since the meter started. Units: joules, seconds."""
-
-    energy_j: float
-    dynamic_energy_j: float
-    time_s: float
-    source: str
-    estimated: bool
-
-
-class CpuTimeEstimateMeter:
-    """Estimate: this process's CPU time x watts per core. Labelled estimated-cpu."""
-
-    source = "estimated-cpu"
-    estimated = True
-
-    def __init__(self, *, watts_per_core: float = DEFAULT_WATTS_PER_CORE) -> None:
-        self.watts_per_core = watts_per_core
-        self._t0 = 0.0
-        self._cpu0 = 0.0
-
-    def start(self) -> None:
-        self._t0 = time.perf_counter()
-        self._cpu0 = time.process_time()
-
-    def read(self) -> EnergyReading:
-        cpu_s = time.process_time() - self._cpu0
-        e = cpu_s * self.watts_per_core
-        return EnergyReading(e, e, time.perf_counter() - self._t0, self.source, True)
-
-    def stop(self) -> EnergyReading:
-        return self.read()
-
-
-def make_meter(device: str = "cpu", *, watts_per_core: float | None = None) -> CpuTimeEstimateMeter:
-    return CpuTimeEstimateMeter(watts_per_core=watts_per_core or DEFAULT_WATTS_PER_CORE)
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_GRID_G_PER_KWH",
+    "DEFAULT_PUE",
+    "DEFAULT_RAPL_ROOT",
+    "DEFAULT_SAMPLE_INTERVAL_S",
+    "DEFAULT_WATTS_PER_CORE",
+    "MAX_TRACE_POINTS",
+    "BackendCheck",
+    "BackendUnavailableError",
+    "BaseMeter",
+    "CpuTimeEstimateMeter",
+    "EnergyError",
+    "EnergyReading",
+    "MigNotMeasurableError",
+    "NvmlError",
+    "NvmlMeter",
+    "NvmlNotSupportedError",
+    "NvmlPermissionError",
+    "NvmlUnavailableError",
+    "RaplMeter",
+    "RaplPermissionError",
+    "RaplUnavailableError",
+    "check_backends",
+    "co2e_g",
+    "doctor_lines",
+    "make_meter",
+    "measure_idle_power",
+    "trapezoid_j",
+]

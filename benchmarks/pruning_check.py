@@ -1,0 +1,72 @@
+"""Does structured pruning keep the accuracy while cutting the FLOPs? Digits, default ResNet, 3 seeds.
+
+Trains the default ResNet (depth 8, width 16, adam, lr 1e-3, cosine, batch 64)
+for EPOCHS epochs on the CPU with one thread, unpruned and with prune_ratio 0.5
+structured (prune_every 5, cubic), through the real training loop
+(``trainables.train.run_trial``). Prints test accuracy and effective FLOPs per
+run, their means, the accuracy gap and the FLOPs reduction, and whether the
+targets hold (gap <= 1.5 points, effective FLOPs >= 40% lower).
+
+    python benchmarks/pruning_check.py [--epochs 20] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # why: runnable as a script from any folder
+
+import torch
+
+from trainables.config import DatasetConfig, TrialConfig
+from trainables.train import RunOptions, run_trial
+
+MAX_GAP_POINTS = 1.5
+MIN_FLOPS_REDUCTION = 0.40
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    ds = DatasetConfig()  # digits, split_seed 0: every run sees the same split
+    variants = {
+        "unpruned": {},
+        "structured-0.5": {"prune_ratio": 0.5, "prune_method": "structured", "prune_every": 5},
+    }
+    results: dict[str, list[tuple[float, int]]] = {name: [] for name in variants}
+    print(f"digits, resnet depth 8 width 16, adam lr 1e-3 cosine, batch 64, {args.epochs} epochs, CPU, 1 thread")
+    for name, extra in variants.items():
+        for seed in args.seeds:
+            cfg = TrialConfig(epochs=args.epochs, seed=seed, device="cpu", **extra)  # type: ignore[arg-type]
+            t0 = time.perf_counter()
+            out = run_trial(cfg, ds, options=RunOptions(num_threads=1, checkpoint=False))
+            acc, flops = float(out["test_accuracy"]), int(out["effective_flops"])
+            results[name].append((acc, flops))
+            print(
+                f"{name:15s} seed {seed}: test accuracy {100 * acc:6.2f} %  effective FLOPs {flops:>9,d}  "
+                f"params {out['params']:>6,d}  ({time.perf_counter() - t0:.1f} s)"
+            )
+    mean = {name: (statistics.mean(a for a, _ in r), statistics.mean(f for _, f in r)) for name, r in results.items()}
+    (acc_u, flops_u), (acc_p, flops_p) = mean["unpruned"], mean["structured-0.5"]
+    gap, cut = 100 * (acc_u - acc_p), 1 - flops_p / flops_u
+    n = len(args.seeds)
+    print(f"mean over n={n} seeds: unpruned {100 * acc_u:.2f} % at {flops_u:,.0f} FLOPs; ")
+    print(f"                       pruned   {100 * acc_p:.2f} % at {flops_p:,.0f} FLOPs")
+    ok_gap, ok_cut = gap <= MAX_GAP_POINTS, cut >= MIN_FLOPS_REDUCTION
+    print(f"accuracy gap {gap:+.2f} points (target <= {MAX_GAP_POINTS}): {'PASS' if ok_gap else 'FAIL'}")
+    print(
+        f"effective FLOPs reduction {100 * cut:.1f} % (target >= {100 * MIN_FLOPS_REDUCTION:.0f} %): "
+        f"{'PASS' if ok_cut else 'FAIL'}"
+    )
+    return 0 if ok_gap and ok_cut else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""From the trials table to what the report states: objectives, front, knee, hypervolume, energy, CO2e."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from reports import pareto
+from trainables import metrics as m
+
+J_PER_KWH = 3.6e6
+DEFAULT_GRID_G_PER_KWH = 475.0  # why: IEA's world-average grid intensity, when the run names none
+DEFAULT_PUE = 1.0  # why: a workstation has no data-centre overhead to add
+HV_REFERENCE_RULE = (
+    "reference point = the worst value of each objective among the front's candidates "
+    "(complete trials), pushed 10% of that objective's range further"
+)
+DUPLICATES_RULE = "trials with identical objective values do not dominate each other: all of them stay on the front"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: a metric name from trainables.metrics and the direction that is better."""
+
+    metric: str
+    direction: pareto.Direction
+
+
+DEFAULT_OBJECTIVES = (Objective(m.ACCURACY, "max"), Objective(m.ENERGY_J, "min"))
+
+
+def objectives_from_manifest(manifest: Mapping[str, Any]) -> tuple[Objective, ...]:
+    """The run's objectives (accuracy max + energy_j min when the manifest names none)."""
+    raw = manifest.get("objectives")
+    if not raw:
+        return DEFAULT_OBJECTIVES
+    out = []
+    for item in raw:
+        if not isinstance(item, Mapping) or not isinstance(item.get("metric"), str):
+            raise ValueError(f"Each objective must be {{'metric': str, 'direction': 'max'|'min'}}, but got {item!r}.")
+        if item.get("direction") not in ("max", "min"):
+            raise ValueError(f"Objective direction must be 'max' or 'min', but got {item.get('direction')!r}.")
+        out.append(Objective(item["metric"], item["direction"]))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class FrontResult:
+    """The Pareto analysis of the complete trials."""
+
+    objectives: tuple[Objective, ...]
+    n_candidates: int  # complete, readable trials with every objective reported
+    knee_id: str | None
+    reference: npt.NDArray[np.float64] | None  # hypervolume reference point, objectives' own units
+    hypervolume: float | None
+    history: pd.DataFrame = field(repr=False)  # energy_spent_j, hypervolume, n_candidates (step "post")
+    missing_metrics: tuple[str, ...] = ()  # objectives no trial reported
+
+
+def candidates_mask(trials: pd.DataFrame, objectives: tuple[Objective, ...]) -> npt.NDArray[np.bool_]:
+    """Trials that may sit on the front: state complete, readable, every objective a number."""
+    ok = (trials["state"] == "complete").fillna(False) & trials["unreadable"].isna()
+    for o in objectives:
+        if o.metric not in trials.columns:
+            return np.zeros(len(trials), dtype=bool)
+        ok &= pd.to_numeric(trials[o.metric], errors="coerce").notna()
+    return ok.to_numpy(dtype=bool)
+
+
+def _values(trials: pd.DataFrame, objectives: tuple[Objective, ...]) -> npt.NDArray[np.float64]:
+    cols = [pd.to_numeric(trials[o.metric], errors="coerce").to_numpy(dtype=np.float64) for o in objectives]
+    return np.column_stack(cols) if cols else np.zeros((len(trials), 0))
+
+
+@dataclass(frozen=True)
+class FrontContext:
+    """What the hypervolume history needs to know about the front."""
+
+    directions: tuple[str, ...]
+    reference: npt.NDArray[np.float64] | None
+
+
+def _history(
+    trials: pd.DataFrame, cand: npt.NDArray[np.bool_], values: npt.NDArray[np.float64], front: FrontContext
+) -> pd.DataFrame:
+    order = np.argsort(trials["end_order"].to_numpy(), kind="stable")
+    spent = np.cumsum(np.nan_to_num(trials[m.ENERGY_J].to_numpy(dtype=np.float64)[order], nan=0.0))
+    cand_pos = np.flatnonzero(cand[order])
+    if len(cand_pos) == 0 or front.reference is None:
+        return pd.DataFrame(columns=["energy_spent_j", "hypervolume", "n_candidates"])
+    ks, hv = pareto.hypervolume_history(values[order][cand_pos], front.directions, front.reference)
+    x = spent[cand_pos[ks - 1]]
+    rows = pd.DataFrame({"energy_spent_j": x, "hypervolume": hv, "n_candidates": ks})
+    start = pd.DataFrame({"energy_spent_j": [0.0], "hypervolume": [0.0], "n_candidates": [0]})
+    end = pd.DataFrame({"energy_spent_j": [spent[-1]], "hypervolume": [hv[-1]], "n_candidates": [ks[-1]]})
+    return pd.concat([start, rows, end], ignore_index=True)
+
+
+def analyse_front(trials: pd.DataFrame, objectives: tuple[Objective, ...]) -> tuple[pd.DataFrame, FrontResult]:
+    """Add ``pareto_rank`` (front number among candidates), ``on_front`` and ``knee`` to a copy of ``trials``."""
+    out = trials.copy()
+    missing = tuple(o.metric for o in objectives if o.metric not in out.columns or out[o.metric].isna().all())
+    cand = candidates_mask(out, objectives)  # all False when an objective is missing
+    directions = tuple(o.direction for o in objectives)
+    values = np.zeros((len(out), len(objectives))) if missing else _values(out, objectives)
+    ranks = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["knee"] = False
+    knee_id, ref, hv = None, None, None
+    if cand.any():
+        rows, cv = np.flatnonzero(cand), values[cand]
+        ranks[rows] = pareto.non_dominated_sort(cv, directions)
+        knee_row = rows[pareto.knee_index(cv, directions)]
+        out.loc[out.index[knee_row], "knee"] = True
+        knee_id = str(out["trial_id"].iloc[knee_row])
+        ref = pareto.reference_point(cv, directions)
+        hv = pareto.hypervolume(cv, directions, ref)
+    out["pareto_rank"] = ranks
+    out["on_front"] = (out["pareto_rank"] == 0).fillna(False).astype(bool)
+    history = _history(out, cand, values, FrontContext(directions, ref))
+    return out, FrontResult(objectives, int(cand.sum()), knee_id, ref, hv, history, missing)
+
+
+@dataclass(frozen=True)
+class EnergyInfo:
+    """Where the energy figures came from, and whether they are measurements."""
+
+    estimated: bool  # True when any energy is an estimate, or the run does not say (never claim a measurement)
+    sources: tuple[str, ...]
+    statement: str  # one sentence for the reader
+    provenance: tuple[tuple[str, str], ...] = ()  # the manifest's other energy keys, as text
+
+
+def energy_info(manifest: Mapping[str, Any], trials: pd.DataFrame) -> EnergyInfo:
+    """Decide measured or estimated from the manifest's ``energy`` entry and every trial's final epoch."""
+    energy = manifest.get("energy") if isinstance(manifest.get("energy"), Mapping) else {}
+    sources = {str(s) for s in trials.get(m.ENERGY_SOURCE, pd.Series(dtype=object)).dropna()}
+    if isinstance(energy.get("source"), str):
+        sources.add(energy["source"])
+    flags = [bool(v) for v in trials.get(m.ENERGY_ESTIMATED, pd.Series(dtype=object)).dropna()]
+    if isinstance(energy.get("estimated"), bool):
+        flags.append(energy["estimated"])
+    says_estimated = any(flags) or any(s.startswith("estimated") for s in sources)
+    says_measured = not all(flags) or any(not s.startswith("estimated") for s in sources)
+    known = bool(flags or sources)
+    src = ", ".join(sorted(sources)) or "not stated"
+    if not known:
+        statement = "The run does not say where its energy figures came from: treat them as estimates."
+    elif says_estimated and says_measured:
+        statement = f"Some trials' energy is measured, some estimated (sources: {src}): compare with care."
+    elif says_estimated:
+        statement = f"Source: {src}. Estimates: compare trials with each other, not with a power meter."
+    else:
+        statement = f"Source: {src}."
+    provenance = tuple((str(k), str(v)) for k, v in energy.items() if k not in ("source", "estimated"))
+    return EnergyInfo(says_estimated or not known, tuple(sorted(sources)), statement, provenance)
+
+
+def _positive(value: Any, default: float) -> tuple[float, bool]:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return (float(value), False) if ok else (default, True)
+
+
+@dataclass(frozen=True)
+class CarbonEstimate:
+    """The whole sweep's energy (every trial, whatever its state) and its CO2e. An estimate."""
+
+    total_energy_j: float
+    n_trials_without_energy: int
+    kwh: float
+    grid_g_per_kwh: float
+    pue: float
+    co2e_g: float
+    defaults_used: tuple[str, ...]  # carbon settings the manifest lacked (or had invalid)
+
+
+def carbon_estimate(manifest: Mapping[str, Any], trials: pd.DataFrame) -> CarbonEstimate:
+    """CO2e (g) = energy (kWh) x grid intensity (g/kWh) x PUE, over all trials' last reported energy."""
+    carbon = manifest.get("carbon") if isinstance(manifest.get("carbon"), Mapping) else {}
+    grid, grid_default = _positive(carbon.get("grid_g_per_kwh"), DEFAULT_GRID_G_PER_KWH)
+    pue, pue_default = _positive(carbon.get("pue"), DEFAULT_PUE)
+    energy = pd.to_numeric(trials.get(m.ENERGY_J, pd.Series(dtype=float)), errors="coerce")
+    total = float(energy.fillna(0.0).sum())
+    kwh = total / J_PER_KWH
+    defaults = tuple(n for n, d in (("grid_g_per_kwh", grid_default), ("pue", pue_default)) if d)
+    return CarbonEstimate(total, int(energy.isna().sum()), kwh, grid, pue, kwh * grid * pue, defaults)

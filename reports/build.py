@@ -1,0 +1,77 @@
+"""build_report: a run directory in, ``<run_dir>/report/`` out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reports import analysis
+from reports.figures import FigureData, build_figures
+from reports.html import ReportPage, write_pages
+from reports.rundir import REPORT_DIR, RunRecord, read_run
+from reports.summary import pareto_frame, run_facts, status_warning, summary_items, table_text
+from reports.table import Tables, build_tables, write_tables
+
+__all__ = ["build_report", "report_from_tables"]
+
+
+def _knee_final(run: RunRecord | None, knee_id: str | None) -> dict[str, Any]:
+    if run is None or knee_id is None:
+        return {}
+    return next((t.final for t in run.trials if t.trial_id == knee_id), {})
+
+
+def _listing(trials: pd.DataFrame, column: str) -> list[tuple[str, str]]:
+    rows = trials[trials[column].notna()]
+    return [(str(i), str(v)) for i, v in zip(rows["trial_id"], rows[column], strict=True)]
+
+
+def report_from_tables(
+    tables: Tables,
+    manifest: dict[str, Any],
+    out_dir: Path,
+    *,
+    run: RunRecord | None = None,
+) -> Path:
+    """Write the report for already-built tables into ``out_dir`` (``run`` supplies the knee's traces).
+
+    Split from build_report so a benchmark can time the report without the run directory's reading.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    objectives = analysis.objectives_from_manifest(manifest)
+    trials, front = analysis.analyse_front(tables.trials, objectives)
+    energy = analysis.energy_info(manifest, trials)
+    carbon = analysis.carbon_estimate(manifest, trials)
+    write_tables(Tables(trials, tables.epochs), out_dir)
+    pareto = pareto_frame(trials, front)
+    pareto.to_csv(out_dir / "pareto.csv", index=False)
+    figures = build_figures(FigureData(trials, tables.epochs, front, energy, _knee_final(run, front.knee_id)))
+    page = ReportPage(
+        title=str(manifest.get("name", out_dir.parent.name)),
+        facts=run_facts(manifest),
+        warning=status_warning(manifest),
+        energy_estimated=energy.estimated,
+        energy_statement=energy.statement,
+        summary=summary_items(manifest, trials, front, energy, carbon),
+        pareto=table_text(pareto, pareto.columns),
+        figures=figures,
+        failed=_listing(trials[trials["state"] == "failed"], "error"),
+        unreadable=_listing(trials, "unreadable"),
+        trials=table_text(trials, trials.columns),
+    )
+    write_pages(page, out_dir)
+    return out_dir
+
+
+def build_report(run_dir: str | os.PathLike[str]) -> Path:
+    """Read a run directory and write its report into ``<run_dir>/report/``; return that directory.
+
+    Writes ``index.html`` (self-contained), ``report.md``, ``pareto.csv``, ``trials.csv``,
+    ``trials.parquet`` and ``epochs.parquet``. Works on unfinished runs (a snapshot) and without Ray or torch.
+    Raises ``NotARunError`` naming the path when ``run_dir`` is missing or not a wattsweep run.
+    """
+    run = read_run(run_dir)
+    return report_from_tables(build_tables(run), run.manifest, run.run_dir / REPORT_DIR, run=run)

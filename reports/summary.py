@@ -1,0 +1,188 @@
+"""The report's words and tables, as plain strings shared by index.html and report.md."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.analysis import DUPLICATES_RULE, HV_REFERENCE_RULE, CarbonEstimate, EnergyInfo, FrontResult
+from reports.pareto import KNEE_RULE
+from reports.table import CONFIG_COLUMNS, complete, numeric
+from trainables import metrics as m
+
+PARETO_HEAD = (
+    "trial_id",
+    m.ACCURACY,
+    m.TEST_ACCURACY,
+    m.ENERGY_J,
+    m.ENERGY_SOURCE,
+    "depth",
+    "width",
+    "lr",
+    "prune_ratio",
+)
+
+
+def fmt(value: Any) -> str:
+    """A cell as text: blank when missing, 4 significant digits for floats."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def fmt_energy(joules: float) -> str:
+    """Joules with the kWh beside them."""
+    return f"{joules:.4g} J ({joules / 3.6e6:.3g} kWh)"
+
+
+@dataclass(frozen=True)
+class TableText:
+    """A table as header names and rows of cell strings."""
+
+    headers: list[str]
+    rows: list[list[str]]
+
+
+def _column_text(values: pd.Series) -> list[str]:
+    # why per column, not per cell: a 10k-trial table has ~400k cells; typed list comprehensions are ~10x faster
+    if pd.api.types.is_float_dtype(values.dtype):
+        return [f"{v:.4g}" if v == v else "" for v in values.to_numpy(dtype=float, na_value=np.nan).tolist()]
+    return [fmt(v) for v in values.astype(object).tolist()]
+
+
+def table_text(frame: pd.DataFrame, columns: Sequence[str]) -> TableText:
+    """Format the named columns of ``frame`` (missing ones skipped) as strings."""
+    cols = [c for c in columns if c in frame.columns]
+    text_columns = [_column_text(frame[c]) for c in cols]
+    return TableText(cols, [list(row) for row in zip(*text_columns, strict=True)] if cols else [])
+
+
+def pareto_columns(trials: pd.DataFrame, front: FrontResult) -> list[str]:
+    """pareto.csv's columns: the fixed head, the objectives, then every config column any trial set."""
+    objectives = [o.metric for o in front.objectives]
+    extra_config = [c for c in trials.columns if c not in PARETO_HEAD and c in CONFIG_COLUMNS]
+    rest = [c for c in (*objectives, "knee", "pareto_rank", *extra_config) if c not in PARETO_HEAD]
+    return list(dict.fromkeys([*PARETO_HEAD, *rest]))
+
+
+def pareto_frame(trials: pd.DataFrame, front: FrontResult) -> pd.DataFrame:
+    """The front's trials (complete only), energy ascending when energy is reported, else by first objective."""
+    on = trials[trials["on_front"]]
+    key = m.ENERGY_J if m.ENERGY_J in on.columns else front.objectives[0].metric
+    on = on.sort_values([key, "trial_id"], kind="stable")
+    cols = pareto_columns(trials, front)
+    return on.reindex(columns=cols)
+
+
+def _row_text(trials: pd.DataFrame, mask: pd.Series) -> Mapping[str, Any] | None:
+    rows = trials[mask.fillna(False).to_numpy(dtype=bool)]
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def _described(row: Mapping[str, Any] | None) -> str:
+    if row is None:
+        return "none"
+    return f"trial {row['trial_id']}: accuracy {fmt(row.get(m.ACCURACY))}, energy {fmt(row.get(m.ENERGY_J))} J"
+
+
+def _best(trials: pd.DataFrame, metric: str, largest: bool) -> Mapping[str, Any] | None:
+    c = complete(trials)
+    values = numeric(c, metric)
+    if values.notna().sum() == 0:
+        return None
+    return c.loc[values.idxmax() if largest else values.idxmin()].to_dict()
+
+
+def summary_items(
+    manifest: Mapping[str, Any],
+    trials: pd.DataFrame,
+    front: FrontResult,
+    energy: EnergyInfo,
+    carbon: CarbonEstimate,
+) -> list[tuple[str, str]]:
+    """The summary as (label, text) pairs, in reading order."""
+    counts = trials["state"].value_counts()
+    states = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("complete", "stopped", "failed", "running"))
+    n_bad = int(trials["unreadable"].notna().sum())
+    items = [("Trials", f"{len(trials)} ({states}; {n_bad} unreadable)")]
+    objectives = ", ".join(f"{o.metric} ({o.direction})" for o in front.objectives)
+    items.append(("Objectives", objectives))
+    if front.missing_metrics:
+        items.append(("Missing objectives", "no trial reported " + ", ".join(front.missing_metrics)))
+    if front.n_candidates == 0:
+        items.append(
+            (
+                "Pareto front",
+                "No trial has completed its full budget with every objective reported, "
+                "so there is no Pareto front yet.",
+            )
+        )
+    else:
+        n_front = int(trials["on_front"].sum())
+        items.append(
+            (
+                "Pareto front",
+                f"{n_front} of {front.n_candidates} complete trials (only trials that ran "
+                f"their full budget are candidates); {DUPLICATES_RULE}",
+            )
+        )
+        items.append(("Best accuracy (complete trials)", _described(_best(trials, m.ACCURACY, True))))
+        items.append(("Lowest energy (complete trials)", _described(_best(trials, m.ENERGY_J, False))))
+        items.append(("Knee", _described(_row_text(trials, trials["knee"])) + f". Rule: {KNEE_RULE}."))
+        ref = ", ".join(
+            f"{o.metric} = {v:.4g}"
+            for o, v in zip(front.objectives, front.reference if front.reference is not None else [], strict=False)
+        )
+        items.append(("Hypervolume", f"{front.hypervolume:.4g} (reference point {ref}; {HV_REFERENCE_RULE})"))
+    items.append(("Energy", energy.statement + "".join(f" {k}: {v}." for k, v in energy.provenance)))
+    items.append(("Energy spent by the sweep", _energy_spent(carbon)))
+    items.append(("CO2e (estimate)", _co2(carbon)))
+    return items
+
+
+def _energy_spent(carbon: CarbonEstimate) -> str:
+    text = (
+        f"{fmt_energy(carbon.total_energy_j)}, every trial's last reported energy summed: complete, stopped, "
+        "failed and running trials alike"
+    )
+    if carbon.n_trials_without_energy:
+        text += f" ({carbon.n_trials_without_energy} trials reported no energy and add nothing)"
+    return text + "."
+
+
+def _co2(carbon: CarbonEstimate) -> str:
+    defaults = f" (defaults used for {', '.join(carbon.defaults_used)})" if carbon.defaults_used else ""
+    return (
+        f"{carbon.co2e_g:.4g} g CO2e, an estimate: {carbon.kwh:.4g} kWh x {carbon.grid_g_per_kwh:g} g/kWh "
+        f"grid intensity x PUE {carbon.pue:g}{defaults}."
+    )
+
+
+def run_facts(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The manifest's facts worth a line: dataset, status, start, sample count."""
+    dataset = manifest.get("dataset")
+    name = dataset.get("name") if isinstance(dataset, Mapping) else dataset
+    facts = [
+        ("Dataset", name),
+        ("Status", manifest.get("status")),
+        ("Created", manifest.get("created_at")),
+        ("Samples asked for", manifest.get("num_samples")),
+    ]
+    return [(k, str(v)) for k, v in facts if v is not None]
+
+
+def status_warning(manifest: Mapping[str, Any]) -> str | None:
+    """A line to show when the run has not finished cleanly."""
+    status = manifest.get("status")
+    if status == "running":
+        return "The run is still running (or its driver stopped without saying): this report is a snapshot."
+    if status == "failed":
+        return "The sweep's driver failed: this report shows what the run recorded before it stopped."
+    return None

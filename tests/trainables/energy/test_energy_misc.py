@@ -1,0 +1,156 @@
+"""Backend selection, idle baseline, carbon and the doctor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pynvml
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trainables.energy import (
+    DEFAULT_GRID_G_PER_KWH,
+    co2e_g,
+    doctor_lines,
+    make_meter,
+    measure_idle_power,
+)
+
+UUID_A = "GPU-aaaa1111-0000-0000-0000-000000000000"
+UUID_B = "GPU-bbbb2222-0000-0000-0000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"device": "tpu"}, "device must be"),
+        ({"device": "cuda:x"}, "device must be"),
+        ({"backend": "zeus"}, "backend must be one of"),
+        ({"gpu_fraction": 0.0}, "gpu_fraction must be"),
+        ({"gpu_fraction": 1.5}, "gpu_fraction must be"),
+        ({"sample_interval_s": 0.0}, "sample_interval_s must be"),
+        ({"device": "cpu", "backend": "nvml"}, "measures GPUs"),
+    ],
+)
+def test_make_meter_validates_where_inputs_enter(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_meter(**kwargs)
+
+
+def test_auto_prefers_nvml_then_rapl_then_estimate(fake_nvml: Any, make_gpu: Any, fake_rapl: Any) -> None:
+    fake_rapl.add("intel-rapl:0", "package-0", 0)
+    fake_nvml(make_gpu(UUID_A))
+    assert make_meter("cuda", rapl_root=fake_rapl.root, crosscheck=False).source == "nvml-counter"
+    assert make_meter("cpu", rapl_root=fake_rapl.root).source == "rapl"  # a cpu trial never asks NVML
+    assert make_meter("cpu", backend="estimate", rapl_root=fake_rapl.root).source == "estimated-cpu"
+
+
+def test_nvml_without_counter_or_power_falls_back(fake_nvml: Any, make_gpu: Any, fake_rapl: Any) -> None:
+    fake_rapl.add("intel-rapl:0", "package-0", 0)
+    fake_nvml(make_gpu(UUID_A, counter_supported=False, power_supported=False))
+    with pytest.warns(RuntimeWarning, match="neither the energy counter nor power"):
+        meter = make_meter("cuda", rapl_root=fake_rapl.root)
+    assert meter.source == "rapl" and meter.fallback_reasons[0].startswith("nvml:")
+
+
+def test_idle_power_per_gpu_and_cpu_package(fake_nvml: Any, make_gpu: Any, fake_rapl: Any, clock: Any) -> None:
+    counted = make_gpu(UUID_A)
+    counted.counter = lambda: 1_000_000 + int(clock.t * 60_000)  # 60 W, counter
+    fake_nvml(counted, make_gpu(UUID_B, counter_supported=False, power_mw=30_000))  # 30 W, power only
+    fake_rapl.add("intel-rapl:0", "package-0", 0)
+    fake_rapl.add("intel-rapl:0:0", "dram", 0)
+
+    def sleep(dt: float) -> None:
+        clock.sleep(dt)
+        fake_rapl.set("intel-rapl:0", int(clock.t * 20e6))  # 20 W
+        fake_rapl.set("intel-rapl:0:0", int(clock.t * 4e6))  # 4 W
+
+    watts = measure_idle_power(2.0, rapl_root=fake_rapl.root, clock=clock, sleep=sleep)
+    assert watts == {
+        UUID_A: pytest.approx(60.0),
+        UUID_B: pytest.approx(30.0),
+        "cpu-package": pytest.approx(20.0),
+        "cpu-dram": pytest.approx(4.0),
+    }
+
+
+def test_idle_power_is_empty_when_nothing_is_measurable(fake_nvml: Any, tmp_path: Path) -> None:
+    fake_nvml().init_error = pynvml.NVML_ERROR_LIBRARY_NOT_FOUND
+    assert measure_idle_power(0.01, rapl_root=tmp_path) == {}
+    with pytest.raises(ValueError, match="seconds must be"):
+        measure_idle_power(0.0)
+
+
+def test_idle_baseline_feeds_dynamic_energy(fake_nvml: Any, make_gpu: Any, clock: Any) -> None:
+    gpu = make_gpu(UUID_A, energy_mj=0)
+    fake_nvml(gpu)
+    meter = make_meter("cuda", backend="nvml", idle_power_w=50.0, crosscheck=False)
+    meter._clock = clock  # the reading's time_s from a hand-moved clock
+    meter.start()
+    clock.t, gpu.energy_mj = 2.0, 300_000
+    r = meter.stop()
+    assert (r.energy_j, r.dynamic_energy_j) == (pytest.approx(300.0), pytest.approx(200.0))
+    assert make_meter("cuda", backend="nvml", crosscheck=False).idle_power_w is None
+
+
+def test_co2e_from_a_kilowatt_hour() -> None:
+    assert co2e_g(3.6e6) == pytest.approx(DEFAULT_GRID_G_PER_KWH) == pytest.approx(480.0)
+    assert co2e_g(3.6e6, grid_g_per_kwh=100.0, pue=1.5) == pytest.approx(150.0)
+    assert co2e_g(0.0) == 0.0
+    for bad in ({"energy_j": -1.0}, {"energy_j": 1.0, "pue": 0.9}, {"energy_j": 1.0, "grid_g_per_kwh": -5.0}):
+        with pytest.raises(ValueError, match="must be"):
+            co2e_g(**bad)
+
+
+@given(st.floats(0, 1e12), st.floats(0, 1e12))
+def test_co2e_is_additive(a: float, b: float) -> None:
+    assert co2e_g(a + b) == pytest.approx(co2e_g(a) + co2e_g(b), rel=1e-9, abs=1e-9)
+
+
+def test_doctor_explains_an_estimate(fake_nvml: Any, tmp_path: Path) -> None:
+    fake_nvml().init_error = pynvml.NVML_ERROR_LIBRARY_NOT_FOUND
+    lines = doctor_lines(rapl_root=tmp_path)
+    text = "\n".join(lines)
+    assert "energy nvml     unavailable: NVML nvmlInit: NVML Shared Library Not Found" in text
+    assert f"energy rapl     unavailable: no RAPL zones under {tmp_path}" in text
+    assert "energy for device=cuda: estimated-cpu -- energy is ESTIMATED, not measured" in text
+    assert "because nvml and rapl are unavailable" in text
+    assert lines[-1].startswith("energy for device=cpu: estimated-cpu")
+
+
+def test_doctor_reports_working_backends(fake_nvml: Any, make_gpu: Any, fake_rapl: Any) -> None:
+    fake_nvml(make_gpu(UUID_A), make_gpu(UUID_B, mig=True))
+    fake_rapl.add("intel-rapl:0", "package-0", 0)
+    lines = doctor_lines(rapl_root=fake_rapl.root)
+    assert f"NVIDIA H100 80GB HBM3 {UUID_A}: energy counter ok, power ok" in lines[0]
+    assert f"{UUID_B}: MIG enabled" in lines[0]
+    assert "driver 580.65.06" in lines[0]
+    assert lines[1] == "energy rapl     ok: readable zones: intel-rapl:0 (package-0)"
+    assert lines[-2:] == ["energy for device=cuda: measured by nvml", "energy for device=cpu: measured by rapl"]
+
+
+def test_doctor_permission_line_names_the_fix(fake_nvml: Any, fake_rapl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_nvml().init_error = pynvml.NVML_ERROR_DRIVER_NOT_LOADED
+    fake_rapl.add("intel-rapl:0", "package-0", 0)
+    real = Path.read_text
+
+    def read_text(self: Path, *args: Any, **kwargs: Any) -> str:  # as a non-root user would see it
+        if self.name == "energy_uj":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    rapl_line = doctor_lines(rapl_root=fake_rapl.root)[1]
+    assert rapl_line.startswith("energy rapl     unavailable: cannot read")
+    assert rapl_line.endswith(f"fix: sudo chmod a+r {fake_rapl.root}/intel-rapl:*/energy_uj")
+
+
+def test_reading_to_dict_is_json(tmp_path: Path) -> None:
+    meter = make_meter("cpu", rapl_root=tmp_path)
+    meter.start()
+    d = json.loads(json.dumps(meter.stop().to_dict()))
+    assert set(d) >= {"energy_j", "dynamic_energy_j", "time_s", "source", "estimated", "attribution"}
+    assert d["crosscheck_ratio"] is None

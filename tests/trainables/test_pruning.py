@@ -1,0 +1,191 @@
+"""Pruning: the schedule, unstructured masks reaching their target, structured pruning shrinking real layers."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from trainables.config import DatasetConfig, TrialConfig
+from trainables.data import Splits, load_splits
+from trainables.models import build_model
+from trainables.pruning import (
+    Pruner,
+    classifier_layer,
+    nonzero_params,
+    prunable_weights,
+    pruning_epochs,
+    sparsity,
+    target_sparsity,
+)
+
+# --- schedule ------------------------------------------------------------------------
+
+
+def test_cubic_schedule_steps_every_prune_every_and_leaves_fine_tuning() -> None:
+    cfg = TrialConfig(epochs=20, prune_every=5, prune_ratio=0.8)
+    assert pruning_epochs(cfg) == [5, 10, 15]
+    got = [target_sparsity(e, cfg) for e in range(1, 21)]
+    k = [0.8 * (1 - (1 - i / 3) ** 3) for i in (1, 2, 3)]
+    assert got[:4] == [0.0] * 4
+    assert got[4:9] == pytest.approx([k[0]] * 5) and got[9:14] == pytest.approx([k[1]] * 5)
+    assert got[14:] == [0.8] * 6  # reached exactly at epoch 15, then 5 epochs of fine-tuning
+
+
+def test_linear_schedule_and_last_step_before_the_last_epoch() -> None:
+    cfg = TrialConfig(epochs=16, prune_every=5, prune_ratio=0.6, prune_schedule="linear")
+    assert pruning_epochs(cfg) == [5, 10, 15]
+    assert [target_sparsity(e, cfg) for e in (5, 10, 15, 16)] == pytest.approx([0.2, 0.4, 0.6, 0.6])
+    assert pruning_epochs(TrialConfig(epochs=15, prune_every=5, prune_ratio=0.5)) == [5, 10]
+
+
+@pytest.mark.parametrize(("epochs", "step_at"), [(5, 4), (3, 2), (2, 1), (1, 1)])
+def test_short_trials_prune_once_to_the_full_ratio(epochs: int, step_at: int) -> None:
+    cfg = TrialConfig(epochs=epochs, prune_every=5, prune_ratio=0.5)
+    assert pruning_epochs(cfg) == [step_at]
+    assert target_sparsity(step_at, cfg) == 0.5 and target_sparsity(step_at - 1, cfg) == 0.0
+
+
+def test_no_pruning_when_the_ratio_is_zero() -> None:
+    cfg = TrialConfig(epochs=20, prune_ratio=0.0)
+    assert pruning_epochs(cfg) == [] and target_sparsity(20, cfg) == 0.0
+    model = build_model(cfg, (1, 8, 8), 10)
+    pruner = Pruner(model, cfg, torch.randn(1, 1, 8, 8))
+    params = nonzero_params(model)
+    for epoch in range(1, 21):
+        assert pruner.step(model, epoch) == (model, False)
+    assert nonzero_params(pruner.finalize(model)) == params and sparsity(model) == 0.0
+
+
+# --- training with pruning ----------------------------------------------------------------
+
+
+@cache
+def digits() -> Splits:
+    return load_splits(DatasetConfig())
+
+
+def train_with_pruning(cfg: TrialConfig, *, channels_last: bool = False) -> tuple[nn.Module, Pruner, int]:
+    """A few batches per epoch with the pruner stepping after each; returns model, pruner, dense param count."""
+    data = digits()
+    torch.manual_seed(0)
+    model = build_model(cfg, data.input_shape, data.num_classes)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    dense = sum(p.numel() for p in model.parameters())
+    pruner = Pruner(model, cfg, data.x_train[:1])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        for i in range(0, 256, 64):
+            loss = F.cross_entropy(model(data.x_train[i : i + 64]), data.y_train[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model, changed = pruner.step(model, epoch)
+        if changed:
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return model, pruner, dense
+
+
+MODELS = [
+    pytest.param({"model": "resnet", "shortcut": True}, id="resnet"),
+    pytest.param({"model": "resnet", "shortcut": False}, id="resnet-noshortcut"),
+    pytest.param({"model": "ffnn", "depth": 3, "width": 64}, id="ffnn"),
+]
+
+
+@pytest.mark.parametrize("kw", MODELS)
+@pytest.mark.parametrize("ratio", [0.5, 0.9])
+def test_unstructured_reaches_the_target_sparsity(kw: dict[str, object], ratio: float) -> None:
+    cfg = TrialConfig(epochs=7, prune_every=2, prune_ratio=ratio, prune_method="unstructured", **kw)  # type: ignore[arg-type]
+    model, pruner, _ = train_with_pruning(cfg)
+    assert abs(sparsity(model) - ratio) <= 0.02
+    assert abs(sparsity(model, pruner.dense_weights) - ratio) <= 0.02
+    head = classifier_layer(model)
+    assert not hasattr(head, "weight_mask") and torch.count_nonzero(head.weight) == head.weight.numel()
+    x = digits().x_val[:8]
+    model.eval()
+    before = model(x)
+    model = pruner.finalize(model)
+    assert not any(name.endswith(("_orig", "_mask")) for name, _ in model.named_parameters())
+    assert not any(name.endswith("_mask") for name, _ in model.named_buffers())
+    assert abs(sparsity(model) - ratio) <= 0.02 and torch.allclose(model(x), before)
+
+
+def test_unstructured_keeps_the_optimizer_valid_and_pruned_weights_at_zero() -> None:
+    cfg = TrialConfig(model="ffnn", depth=2, width=64, epochs=3, prune_every=1, prune_ratio=0.5)
+    data = digits()
+    model = build_model(cfg, data.input_shape, data.num_classes)
+    pruner = Pruner(model, cfg, data.x_train[:1])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, changed = pruner.step(model, 2)
+    assert not changed  # the Parameter objects survive as weight_orig: the old optimizer still drives them
+    loss = F.cross_entropy(model(data.x_train[:64]), data.y_train[:64])
+    loss.backward()
+    opt.step()
+    assert abs(sparsity(model) - 0.5) <= 0.02
+    assert nonzero_params(model) < sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("kw", MODELS)
+def test_structured_removes_channels_and_still_trains(kw: dict[str, object]) -> None:
+    cfg = TrialConfig(epochs=4, prune_every=1, prune_ratio=0.5, prune_method="structured", **kw)  # type: ignore[arg-type]
+    model, pruner, dense = train_with_pruning(cfg)
+    model = pruner.finalize(model)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params < 0.45 * dense  # half the channels: most layers keep about a quarter of their weights
+    assert sparsity(model, pruner.dense_weights) == pruner.sparsity(model) > 0.6
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if kw["model"] == "resnet":
+        assert [m.out_channels for m in layers[:2]] == [8, 8]  # stem and first conv: 16 -> 8
+    else:
+        assert [m.out_features for m in layers] == [32, 32, 32, 10]  # hidden units 64 -> 32, classes kept
+    assert classifier_layer(model).out_features == 10
+    data = digits()
+    opt = torch.optim.Adam(model.parameters())
+    loss = F.cross_entropy(model(data.x_train[:64]), data.y_train[:64])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss) and model(data.x_val[:5]).shape == (5, 10)
+
+
+def test_structured_keeps_channels_last_models_channels_last() -> None:
+    cfg = TrialConfig(epochs=3, prune_every=1, prune_ratio=0.5, prune_method="structured")
+    model, _, _ = train_with_pruning(cfg, channels_last=True)
+    conv = model.blocks[0].conv1.weight
+    assert conv.shape[0] == 8 and conv.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_unstructured_works_on_channels_last_models() -> None:
+    cfg = TrialConfig(epochs=3, prune_every=1, prune_ratio=0.5)
+    model, _, _ = train_with_pruning(cfg, channels_last=True)
+    assert abs(sparsity(model) - 0.5) <= 0.02
+    assert model.blocks[0].conv1.weight_orig.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("method", ["structured", "unstructured"])
+def test_resume_replays_the_steps_then_loads_the_checkpoint(method: str) -> None:
+    cfg = TrialConfig(epochs=6, prune_every=2, prune_ratio=0.5, prune_method=method)
+    trained, _, _ = train_with_pruning(cfg)  # as if checkpointed after epoch 6
+    data = digits()
+    fresh = build_model(cfg, data.input_shape, data.num_classes)
+    fresh, _ = Pruner(fresh, cfg, data.x_train[:1]).step(fresh, 6)
+    fresh.load_state_dict(trained.state_dict())
+    trained.eval()
+    fresh.eval()
+    assert torch.equal(fresh(data.x_val[:16]), trained(data.x_val[:16]))
+
+
+def test_counts() -> None:
+    model = build_model(TrialConfig(model="ffnn", depth=1, width=4), (1, 2, 2), 3)
+    with torch.no_grad():
+        model.net[1].weight.zero_()
+        model.net[1].bias.fill_(1.0)
+    assert prunable_weights(model) == 16  # the 4x4 hidden layer; the 4x3 classifier is not prunable
+    assert sparsity(model) == 1.0 and sparsity(model, dense_params=32) == 1.0
+    assert nonzero_params(model) == 4 + 12 + torch.count_nonzero(model.net[3].bias).item()

@@ -1,0 +1,82 @@
+"""FLOPs of one forward pass, dense and after pruning.
+
+Counted with ``torch.utils.flop_counter.FlopCounterMode``, which counts the
+matmul / convolution ops (2 FLOPs per multiply-accumulate) and ignores cheap
+element-wise ops (batch norm, ReLU, additions, pooling). Units: FLOPs per
+forward pass of ONE sample.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["count_flops", "effective_flops", "effective_weight", "weight_density"]
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def count_flops(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, int]]:
+    """FLOPs of one forward pass of one sample: the total, and per leaf module (``named_modules`` names).
+
+    ``example`` must have batch dimension 1. The model runs in eval mode without
+    gradients (its mode is restored). The total equals the sum of the per-module
+    figures whenever every counted op runs inside a leaf module, which holds for
+    conv / linear models such as ours; an op called directly in a parent's
+    ``forward`` would be in the total only.
+    """
+    if example.dim() < 1 or example.shape[0] != 1:
+        raise ValueError(f"example must have batch dimension 1, but got {tuple(example.shape)=}.")
+    was_training = model.training
+    model.eval()  # why: batch norm in train mode would update running stats during the count
+    try:
+        # why: display=False keeps the counter from printing a table per call
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example.to(_device_of(model)))
+    finally:
+        model.train(was_training)
+    per_module = counter.get_flop_counts()
+    leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
+    per_leaf: dict[str, int] = {}
+    for key, by_op in per_module.items():
+        # why: the counter names modules "<RootClass>.<path>"; strip the root to get named_modules() names
+        _, _, name = key.partition(".")
+        if name in leaves:
+            per_leaf[name] = int(sum(by_op.values()))
+    return int(counter.get_total_flops()), per_leaf
+
+
+def effective_weight(module: nn.Module) -> torch.Tensor:
+    """A layer's weight as its forward pass sees it (``weight_orig * weight_mask`` while a pruning mask is attached)."""
+    if hasattr(module, "weight_mask"):
+        return (module.get_parameter("weight_orig") * module.get_buffer("weight_mask")).detach()
+    return module.get_parameter("weight").detach()
+
+
+def weight_density(module: nn.Module) -> float:
+    """Fraction of a layer's weight entries that are non-zero (its pruning mask applied), in [0, 1]."""
+    effective = effective_weight(module)
+    return float(torch.count_nonzero(effective).item()) / max(effective.numel(), 1)
+
+
+def effective_flops(model: nn.Module, example: torch.Tensor) -> int:
+    """FLOPs one forward pass of one sample needs after pruning.
+
+    Each conv / linear layer's FLOPs are scaled by the density of its weight, as
+    a sparse kernel skips the multiply-accumulates of zero weights. A structurally
+    pruned model has dense, smaller layers and is counted as it is. FLOPs outside
+    conv / linear layers are kept unscaled.
+    """
+    total, per_leaf = count_flops(model, example)
+    modules = dict(model.named_modules())
+    saved = 0.0
+    for name, flops in per_leaf.items():
+        module = modules[name]
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+            saved += flops * (1.0 - weight_density(module))
+    return round(total - saved)

@@ -1,0 +1,247 @@
+"""Pruning during training: the schedule, the two methods, and sparsity counts.
+
+- ``unstructured``: global L1-magnitude pruning of individual weights
+  (``torch.nn.utils.prune.global_unstructured``); the tensors keep their shape,
+  masks zero the pruned entries. ``prune_ratio`` is the final fraction of
+  prunable weights that are zero.
+- ``structured``: channel (conv) / hidden-unit (linear) pruning with
+  ``torch_pruning``, which follows the dependencies (residual additions, 1x1
+  projection shortcuts, batch norms, the next layer's inputs) and physically
+  shrinks the layers. ``prune_ratio`` is the final fraction of channels / units
+  removed from every prunable layer group; the weight count then drops by more,
+  roughly ``1 - (1 - r)^2`` for a conv between two pruned convs.
+
+"Prunable" layers are all conv and linear layers except the final classifier,
+which stays dense: its outputs are the classes (they cannot be removed), it is
+tiny (64 x 10 weights in the default ResNet) so pruning it saves next to
+nothing, and each of its weights carries class evidence straight to a logit
+with no later layer to compensate. Zhu & Gupta (2017) and most pruning work
+leave it dense too. Its input features still shrink with structured pruning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch.nn.utils import prune
+
+from trainables.config import TrialConfig
+from trainables.flops import effective_weight
+
+__all__ = [
+    "Pruner",
+    "classifier_layer",
+    "nonzero_params",
+    "prunable_layers",
+    "prunable_weights",
+    "pruning_epochs",
+    "sparsity",
+    "target_sparsity",
+]
+
+_LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+# --- schedule ---------------------------------------------------------------
+
+
+def pruning_epochs(cfg: TrialConfig) -> list[int]:
+    """Epochs (1-based, counted when finished) after which a pruning step happens.
+
+    Steps at ``prune_every, 2*prune_every, ...`` up to the last multiple that is
+    ``<= epochs - 1``, so at least one epoch of fine-tuning follows the last step.
+    A trial too short for that (``epochs <= prune_every``) prunes once, to the full
+    ratio, after epoch ``max(1, epochs - 1)``; with ``epochs == 1`` that is after
+    the only epoch, with no fine-tuning. Empty when ``prune_ratio == 0``.
+    """
+    if cfg.prune_ratio == 0.0:
+        return []
+    steps = list(range(cfg.prune_every, cfg.epochs, cfg.prune_every))
+    # why: a short trial (or an early-stopped search budget) must still reach prune_ratio
+    return steps or [max(1, cfg.epochs - 1)]
+
+
+def _step_targets(cfg: TrialConfig) -> list[float]:
+    """Cumulative sparsity after each pruning step k = 1..K."""
+    n_steps = len(pruning_epochs(cfg))
+    targets = []
+    for k in range(1, n_steps + 1):
+        frac = k / n_steps
+        # why: Zhu & Gupta (2017) prune fast while the network is redundant, then slow down
+        ramp = 1.0 - (1.0 - frac) ** 3 if cfg.prune_schedule == "cubic" else frac
+        targets.append(cfg.prune_ratio * ramp)
+    return targets
+
+
+def target_sparsity(epoch: int, cfg: TrialConfig) -> float:
+    """Sparsity the schedule asks for after ``epoch`` finished epochs (1-based).
+
+    Over the K steps of ``pruning_epochs(cfg)``, step k reaches
+    ``s_k = prune_ratio * (1 - (1 - k/K)^3)`` (cubic, Zhu & Gupta 2017) or
+    ``prune_ratio * k/K`` (linear); between steps the last step's value holds,
+    before the first step it is 0. The last step reaches ``prune_ratio`` exactly.
+    """
+    done = [s for s, e in zip(_step_targets(cfg), pruning_epochs(cfg), strict=True) if e <= epoch]
+    return done[-1] if done else 0.0
+
+
+# --- counting ----------------------------------------------------------------
+
+
+def classifier_layer(model: nn.Module) -> nn.Module:
+    """The final classifier: the last conv / linear layer registered (``head`` / the last ``Linear`` of ours)."""
+    layers = [m for m in model.modules() if isinstance(m, _LAYER_TYPES)]
+    if not layers:
+        raise ValueError(f"model has no conv or linear layer to prune: {type(model).__name__}")
+    return layers[-1]
+
+
+def prunable_layers(model: nn.Module) -> list[nn.Module]:
+    """Conv and linear layers the pruner may touch: all but the final classifier."""
+    head = classifier_layer(model)
+    return [m for m in model.modules() if isinstance(m, _LAYER_TYPES) and m is not head]
+
+
+def prunable_weights(model: nn.Module) -> int:
+    """Number of weight entries in the prunable layers, at their current shapes (zeros included)."""
+    return sum(effective_weight(m).numel() for m in prunable_layers(model))
+
+
+def nonzero_params(model: nn.Module) -> int:
+    """Non-zero entries over all parameters (biases and norms included), pruning masks applied."""
+    total = 0
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            mask = getattr(module, name.removesuffix("_orig") + "_mask", None) if name.endswith("_orig") else None
+            value = param.detach() * mask if mask is not None else param.detach()
+            total += int(torch.count_nonzero(value).item())
+    return total
+
+
+def sparsity(model: nn.Module, dense_params: int | None = None) -> float:
+    """Fraction of prunable weights (conv / linear weights but the classifier's) that are zero or removed.
+
+    ``dense_params``: the number of prunable weights of the dense model
+    (``prunable_weights`` before pruning, kept as ``Pruner.dense_weights``); with
+    it, removed weights (structured pruning) count as well as zeroed ones. Without
+    it, only the zeros of the current tensors count.
+    """
+    layers = prunable_layers(model)
+    nonzero = sum(int(torch.count_nonzero(effective_weight(m)).item()) for m in layers)
+    total = dense_params if dense_params is not None else sum(effective_weight(m).numel() for m in layers)
+    if total <= 0:
+        raise ValueError(f"dense_params must be > 0, but got {total=}.")
+    return 1.0 - nonzero / total
+
+
+# --- the pruner ---------------------------------------------------------------
+
+
+def _is_channels_last(model: nn.Module) -> bool:
+    for p in model.parameters():
+        # why: a 4-D tensor with one channel or 1x1 kernels is both formats; look for one that is not
+        if p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous():
+            return True
+    return False
+
+
+class Pruner:
+    """Prunes a model during training on the schedule of ``target_sparsity``.
+
+    Build it on the dense model before the first epoch; call ``step`` after every
+    finished epoch and ``finalize`` once at the end. The model may live on any
+    device (``example`` is moved to it); channels-last models stay channels-last.
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrialConfig, example: torch.Tensor) -> None:
+        self.cfg = cfg
+        self.epochs = pruning_epochs(cfg)
+        self.dense_weights = prunable_weights(model)  # for sparsity(model, pruner.dense_weights)
+        self.steps_done = 0
+        self._tp: Any = None
+        if cfg.prune_ratio > 0.0 and cfg.prune_method == "structured":
+            self._tp = self._build_structured(model, example)
+
+    def _build_structured(self, model: nn.Module, example: torch.Tensor) -> Any:
+        targets = [0.0, *_step_targets(self.cfg)]
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()  # why: the tracing forward must not move batch-norm running statistics
+        try:
+            # why: torch_pruning traces the autograd graph, so gradients must be on for its forward
+            with torch.enable_grad():
+                return tp.pruner.BasePruner(
+                    model,
+                    example.to(device),
+                    importance=tp.importance.GroupMagnitudeImportance(p=1),  # group L1 norm
+                    pruning_ratio=self.cfg.prune_ratio,
+                    iterative_steps=len(targets) - 1,
+                    iterative_pruning_ratio_scheduler=lambda _ratio, _steps: targets,
+                    ignored_layers=[classifier_layer(model)],
+                    global_pruning=False,  # why: every layer group loses the same fraction: ratio = channels removed
+                )
+        finally:
+            model.train(was_training)
+
+    def step(self, model: nn.Module, epoch: int) -> tuple[nn.Module, bool]:
+        """Call after each finished epoch (1-based); prunes when the schedule says so.
+
+        Returns ``(model, structure_changed)``. ``structure_changed`` is True after
+        a structured step: parameters were replaced by smaller ones and the
+        optimizer (and its LR scheduler) must be rebuilt. Unstructured steps keep
+        the parameter objects (``weight`` becomes ``weight_orig`` plus a mask
+        buffer), so the optimizer stays valid and False is returned. Steps missed
+        are applied at once; so resuming from a checkpoint taken after epoch e is
+        ``step(fresh_dense_model, e)`` then ``load_state_dict``.
+        """
+        due = sum(1 for e in self.epochs if e <= epoch)
+        if due <= self.steps_done:
+            return model, False
+        channels_last = _is_channels_last(model)
+        if channels_last:
+            # why: global_unstructured flattens weights and masks with view(-1), which channels-last refuses
+            model.to(memory_format=torch.contiguous_format)
+        if self._tp is not None:
+            before = [id(p) for p in model.parameters()]
+            while self._tp.current_step < due:
+                self._tp.step()
+            # why: a step whose ratio rounds to the channel counts already there replaces nothing
+            changed = [id(p) for p in model.parameters()] != before
+        else:
+            self._prune_unstructured(model, target_sparsity(epoch, self.cfg))
+            changed = False
+        self.steps_done = due
+        if channels_last:
+            model.to(memory_format=torch.channels_last)  # why: .to keeps the Parameter objects the optimizer holds
+        return model, changed
+
+    def _prune_unstructured(self, model: nn.Module, target: float) -> None:
+        layers = prunable_layers(model)
+        total = sum(effective_weight(m).numel() for m in layers)
+        masks = [m.get_buffer("weight_mask") for m in layers if hasattr(m, "weight_mask")]
+        pruned = sum(int((mask == 0).sum().item()) for mask in masks)
+        # why: an int amount is a count of weights still unpruned; global_unstructured ranks only those
+        amount = round(target * total) - pruned
+        if amount <= 0:
+            return
+        prune.global_unstructured(
+            [(m, "weight") for m in layers],
+            pruning_method=prune.L1Unstructured,
+            # why: rank the current weights; module.weight is only refreshed by the next forward
+            importance_scores={(m, "weight"): effective_weight(m).abs() for m in layers},
+            amount=amount,
+        )
+
+    def sparsity(self, model: nn.Module) -> float:
+        """``sparsity(model, self.dense_weights)``: zeroed and removed prunable weights over the dense count."""
+        return sparsity(model, self.dense_weights)
+
+    def finalize(self, model: nn.Module) -> nn.Module:
+        """Make unstructured masks permanent (plain ``weight`` parameters again); a no-op for structured."""
+        for module in model.modules():
+            if hasattr(module, "weight_mask"):
+                prune.remove(module, "weight")
+        return model

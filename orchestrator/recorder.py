@@ -33,7 +33,7 @@ class RunRecorder(Callback):
         self._budget: dict[str, int] = {}
         self._finished: dict[str, dict[str, Any]] = {}  # complete trials' final metrics, for the front
         self._last: dict[str, dict[str, Any]] = {}  # every trial's last result
-        self._ended = 0
+        self._ended_ids: set[str] = set()
         self._source_seen = False
         self._loaded = False
 
@@ -50,7 +50,7 @@ class RunRecorder(Callback):
             if t.budget_epochs:
                 self._budget[t.trial_id] = t.budget_epochs
             if t.state in ("complete", "stopped", "failed"):
-                self._ended += 1
+                self._ended_ids.add(t.trial_id)
             if t.state == "complete" and t.epochs:
                 self._finished[t.trial_id] = t.final
 
@@ -101,9 +101,9 @@ class RunRecorder(Callback):
 
     # progress -------------------------------------------------------------------
     def _print_end(self, trial: Trial, state: str, why: str = "") -> None:
-        self._ended += 1
+        self._ended_ids.add(trial.trial_id)  # why: a set, so a trial re-ended after a resume counts once
         last = self._last.get(trial.trial_id) or self._finished.get(trial.trial_id) or {}
-        head = f"[{self._ended}/{self.num_samples}] trial {trial.trial_id} {state}"
+        head = f"[{len(self._ended_ids)}/{self.num_samples}] trial {trial.trial_id} {state}"
         if last:
             est = " (estimated)" if last.get(M.ENERGY_ESTIMATED) else ""
             head += (

@@ -68,6 +68,10 @@ class HonestOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
+        if self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
+            # why: after a resume, Tune may end again a trial whose end Optuna already has
+            self._completed_trials.add(trial_id)
+            return
         ot_trial.set_user_attr("tune_trial_id", trial_id)
         state, values = optuna.trial.TrialState.COMPLETE, None
         if error or not result:
@@ -82,6 +86,18 @@ class HonestOptunaSearch(OptunaSearch):
                 values = [float(result[m]) for m in metrics]
         self._ot_study.tell(ot_trial, values, state=state)
         self._completed_trials.add(trial_id)
+
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore (on resume), then close Optuna trials the dead driver asked for but Tune never saw."""
+        super().restore(checkpoint_path)
+        known = {t._trial_id for t in self._ot_trials.values()}
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if frozen._trial_id not in known:
+                # why: otherwise they stay RUNNING forever and the constant liar keeps imagining them
+                storage = self._ot_study._storage
+                storage.set_trial_user_attr(frozen._trial_id, "orphaned", "suggested just before the driver died")
+                storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.FAIL)
 
 
 def make_search(spec: SweepSpec, run_dir: Path) -> HonestOptunaSearch:

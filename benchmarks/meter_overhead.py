@@ -25,7 +25,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # why: runnable as a script from any directory
 
-from trainables.energy import make_meter  # noqa: E402
+from trainables.energy import make_meter
 
 VARIANTS = ("off", "per-epoch", "every-step")
 
@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--read-every", type=int, default=100, help="steps per 'epoch' read (default 100)")
     parser.add_argument("--backend", default="auto", choices=["auto", "rapl", "estimate"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least sensitive to other load)")
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     source = make_meter("cpu", backend=args.backend).source
     print(f"# meter_overhead: {args.steps} steps x {args.reps} reps per variant, interleaved; meter source={source}")
@@ -94,18 +96,19 @@ def main(argv: list[str] | None = None) -> int:
         for v in order:
             times[v].append(run(v, steps=args.steps, read_every=args.read_every, backend=args.backend))
 
-    base = statistics.median(times["off"])
-    print(f"\n{'variant':<12} {'reads':>6} {'median s':>9} {'min s':>7} {'max s':>7} {'ms/step':>8} {'ratio':>7}")
+    base, base_min = statistics.median(times["off"]), min(times["off"])
+    head = f"{'variant':<12} {'reads':>6} {'median s':>9} {'min s':>7} {'max s':>7} {'ms/step':>8}"
+    print(f"\n{head} {'ratio(median)':>13} {'ratio(min)':>10}")
     for v in VARIANTS:
         reads = {"off": 0, "per-epoch": args.steps // args.read_every, "every-step": args.steps}[v]
-        med = statistics.median(times[v])
+        med, lo = statistics.median(times[v]), min(times[v])
         print(
-            f"{v:<12} {reads:>6} {med:>9.3f} {min(times[v]):>7.3f} {max(times[v]):>7.3f} "
-            f"{med / args.steps * 1e3:>8.3f} {med / base:>7.4f}"
+            f"{v:<12} {reads:>6} {med:>9.3f} {lo:>7.3f} {max(times[v]):>7.3f} "
+            f"{med / args.steps * 1e3:>8.3f} {med / base:>13.4f} {lo / base_min:>10.4f}"
         )
     cost = read_cost_us(args.backend)
-    step_us = base / args.steps * 1e6
-    print(f"\nread() alone: {cost:.2f} us (median of 5 x 4000); one step: {step_us:.0f} us")
+    step_us = base_min / args.steps * 1e6
+    print(f"\nread() alone: {cost:.2f} us (median of 5 x 4000); one step ('off', fastest run): {step_us:.0f} us")
     print(f"=> direct cost per step: every-step {cost / step_us * 100:.3f} %, "
           f"per-epoch (every {args.read_every}) {cost / (step_us * args.read_every) * 100:.5f} %")  # fmt: skip
     spread = (max(times["off"]) - min(times["off"])) / base * 100

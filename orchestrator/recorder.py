@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, TextIO
 
@@ -123,7 +124,11 @@ class RunRecorder(Callback):
     def _front(self) -> list[dict[str, Any]]:
         from reports.pareto import pareto_front_mask  # why: lazy; the report layer owns the Pareto code
 
-        rows = [r for r in self._finished.values() if all(m in r for m, _ in self.objectives)]
+        rows = [
+            r
+            for r in self._finished.values()
+            if all(isinstance(r.get(m), (int, float)) and math.isfinite(r[m]) for m, _ in self.objectives)
+        ]
         if not rows:
             return []
         import numpy as np

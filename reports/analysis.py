@@ -64,13 +64,13 @@ class FrontResult:
 
 
 def candidates_mask(trials: pd.DataFrame, objectives: tuple[Objective, ...]) -> npt.NDArray[np.bool_]:
-    """Trials that may sit on the front: state complete, readable, every objective a number."""
-    ok = (trials["state"] == "complete").fillna(False) & trials["unreadable"].isna()
+    """Trials that may sit on the front: state complete, readable, every objective a finite number."""
+    ok = ((trials["state"] == "complete").fillna(False) & trials["unreadable"].isna()).to_numpy(dtype=bool)
     for o in objectives:
         if o.metric not in trials.columns:
             return np.zeros(len(trials), dtype=bool)
-        ok &= pd.to_numeric(trials[o.metric], errors="coerce").notna()
-    return ok.to_numpy(dtype=bool)
+        ok = ok & np.isfinite(pd.to_numeric(trials[o.metric], errors="coerce").to_numpy(dtype=np.float64))
+    return ok
 
 
 def _values(trials: pd.DataFrame, objectives: tuple[Objective, ...]) -> npt.NDArray[np.float64]:
@@ -78,23 +78,20 @@ def _values(trials: pd.DataFrame, objectives: tuple[Objective, ...]) -> npt.NDAr
     return np.column_stack(cols) if cols else np.zeros((len(trials), 0))
 
 
-@dataclass(frozen=True)
-class FrontContext:
-    """What the hypervolume history needs to know about the front."""
-
-    directions: tuple[str, ...]
-    reference: npt.NDArray[np.float64] | None
-
-
 def _history(
-    trials: pd.DataFrame, cand: npt.NDArray[np.bool_], values: npt.NDArray[np.float64], front: FrontContext
+    trials: pd.DataFrame,
+    cand: npt.NDArray[np.bool_],
+    values: npt.NDArray[np.float64],
+    directions: tuple[str, ...],
+    reference: npt.NDArray[np.float64] | None,
 ) -> pd.DataFrame:
+    # why every trial's energy: the x axis is what the sweep paid, including trials that never reached the front
     order = np.argsort(trials["end_order"].to_numpy(), kind="stable")
     spent = np.cumsum(np.nan_to_num(trials[m.ENERGY_J].to_numpy(dtype=np.float64)[order], nan=0.0))
     cand_pos = np.flatnonzero(cand[order])
-    if len(cand_pos) == 0 or front.reference is None:
+    if len(cand_pos) == 0 or reference is None:
         return pd.DataFrame(columns=["energy_spent_j", "hypervolume", "n_candidates"])
-    ks, hv = pareto.hypervolume_history(values[order][cand_pos], front.directions, front.reference)
+    ks, hv = pareto.hypervolume_history(values[order][cand_pos], directions, reference)
     x = spent[cand_pos[ks - 1]]
     rows = pd.DataFrame({"energy_spent_j": x, "hypervolume": hv, "n_candidates": ks})
     start = pd.DataFrame({"energy_spent_j": [0.0], "hypervolume": [0.0], "n_candidates": [0]})
@@ -122,7 +119,7 @@ def analyse_front(trials: pd.DataFrame, objectives: tuple[Objective, ...]) -> tu
         hv = pareto.hypervolume(cv, directions, ref)
     out["pareto_rank"] = ranks
     out["on_front"] = (out["pareto_rank"] == 0).fillna(False).astype(bool)
-    history = _history(out, cand, values, FrontContext(directions, ref))
+    history = _history(out, cand, values, directions, ref)
     return out, FrontResult(objectives, int(cand.sum()), knee_id, ref, hv, history, missing)
 
 
@@ -136,9 +133,14 @@ class EnergyInfo:
     provenance: tuple[tuple[str, str], ...] = ()  # the manifest's other energy keys, as text
 
 
+def _section(manifest: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = manifest.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def energy_info(manifest: Mapping[str, Any], trials: pd.DataFrame) -> EnergyInfo:
     """Decide measured or estimated from the manifest's ``energy`` entry and every trial's final epoch."""
-    energy = manifest.get("energy") if isinstance(manifest.get("energy"), Mapping) else {}
+    energy = _section(manifest, "energy")
     sources = {str(s) for s in trials.get(m.ENERGY_SOURCE, pd.Series(dtype=object)).dropna()}
     if isinstance(energy.get("source"), str):
         sources.add(energy["source"])
@@ -181,7 +183,7 @@ class CarbonEstimate:
 
 def carbon_estimate(manifest: Mapping[str, Any], trials: pd.DataFrame) -> CarbonEstimate:
     """CO2e (g) = energy (kWh) x grid intensity (g/kWh) x PUE, over all trials' last reported energy."""
-    carbon = manifest.get("carbon") if isinstance(manifest.get("carbon"), Mapping) else {}
+    carbon = _section(manifest, "carbon")
     grid, grid_default = _positive(carbon.get("grid_g_per_kwh"), DEFAULT_GRID_G_PER_KWH)
     pue, pue_default = _positive(carbon.get("pue"), DEFAULT_PUE)
     energy = pd.to_numeric(trials.get(m.ENERGY_J, pd.Series(dtype=float)), errors="coerce")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,15 @@ def _knee_final(run: RunRecord | None, knee_id: str | None) -> dict[str, Any]:
     return next((t.final for t in run.trials if t.trial_id == knee_id), {})
 
 
-def _listing(trials: pd.DataFrame, column: str) -> list[tuple[str, str]]:
-    rows = trials[trials[column].notna()]
-    return [(str(i), str(v)) for i, v in zip(rows["trial_id"], rows[column], strict=True)]
+def _listing(trials: pd.DataFrame, column: str, *, blank: str = "") -> list[tuple[str, str]]:
+    # (trial id, text of column); rows without a value are left out, or listed as ``blank`` when one is given
+    rows = trials if blank else trials[trials[column].notna()]
+    return [(str(i), blank if pd.isna(v) else str(v)) for i, v in zip(rows["trial_id"], rows[column], strict=True)]
 
 
 def report_from_tables(
     tables: Tables,
-    manifest: dict[str, Any],
+    manifest: Mapping[str, Any],
     out_dir: Path,
     *,
     run: RunRecord | None = None,
@@ -55,10 +57,10 @@ def report_from_tables(
         warning=status_warning(manifest),
         energy_estimated=energy.estimated,
         energy_statement=energy.statement,
-        summary=summary_items(manifest, trials, front, energy, carbon),
+        summary=summary_items(trials, front, energy, carbon),
         pareto=table_text(pareto, pareto.columns),
         figures=figures,
-        failed=_listing(trials[trials["state"] == "failed"], "error"),
+        failed=_listing(trials[trials["state"] == "failed"], "error", blank="(no error recorded)"),
         unreadable=_listing(trials, "unreadable"),
         trials=table_text(trials, trials.columns),
     )

@@ -65,14 +65,16 @@ def _front_mask_2d_unique(uniq: FloatArray) -> npt.NDArray[np.bool_]:
 
 
 def _front_mask_nd_unique(uniq: FloatArray) -> npt.NDArray[np.bool_]:
-    # In lexicographic order a dominator always comes before the point it dominates,
-    # and dominance is transitive, so comparing with the front found so far suffices.
+    # Rows are distinct and in lexicographic order, so a dominator always comes before what it dominates.
+    # The first remaining row is therefore on the front (anything that dominated it was earlier, and was
+    # either on the front, which would have removed it, or dominated by a front row, which dominates it
+    # too); each front row removes everything it dominates in one vectorised step.
     mask = np.zeros(len(uniq), dtype=bool)
-    front = np.empty((0, uniq.shape[1]))
-    for i, row in enumerate(uniq):
-        if not np.any(np.all(front <= row, axis=1)):
-            mask[i] = True
-            front = np.vstack((front, row))
+    remaining = np.arange(len(uniq))
+    while len(remaining):
+        first, rest = remaining[0], remaining[1:]
+        mask[first] = True
+        remaining = rest[~np.all(uniq[first] <= uniq[rest], axis=1)]
     return mask
 
 

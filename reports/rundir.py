@@ -216,9 +216,9 @@ def _read_epochs(path: Path, problems: list[str]) -> list[dict[str, Any]]:
     # why: one json.loads per file instead of one per line makes reading 10k-trial runs ~3x faster;
     # the checks below send anything odd (a bad line, two objects on a line) to the careful path
     try:
-        fast = json.loads("[" + ",".join(lines) + "]")
+        fast: list[dict[str, Any]] = json.loads("[" + ",".join(lines) + "]")
         if len(fast) == len(lines) and all(isinstance(row, dict) for row in fast):
-            return fast  # type: ignore[no-any-return]
+            return fast
     except json.JSONDecodeError:
         pass
     epochs: list[dict[str, Any]] = []

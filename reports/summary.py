@@ -101,7 +101,6 @@ def _best(trials: pd.DataFrame, metric: str, largest: bool) -> Mapping[str, Any]
 
 
 def summary_items(
-    manifest: Mapping[str, Any],
     trials: pd.DataFrame,
     front: FrontResult,
     energy: EnergyInfo,
@@ -141,17 +140,15 @@ def summary_items(
             for o, v in zip(front.objectives, front.reference if front.reference is not None else [], strict=False)
         )
         items.append(("Hypervolume", f"{front.hypervolume:.4g} (reference point {ref}; {HV_REFERENCE_RULE})"))
-    items.append(("Energy", energy.statement + "".join(f" {k}: {v}." for k, v in energy.provenance)))
-    items.append(("Energy spent by the sweep", _energy_spent(carbon)))
+    items.append(("Energy source", energy.statement + "".join(f" {k}: {v}." for k, v in energy.provenance)))
+    items.append(("Energy spent by the sweep", _energy_spent(carbon, energy.estimated)))
     items.append(("CO2e (estimate)", _co2(carbon)))
     return items
 
 
-def _energy_spent(carbon: CarbonEstimate) -> str:
-    text = (
-        f"{fmt_energy(carbon.total_energy_j)}, every trial's last reported energy summed: complete, stopped, "
-        "failed and running trials alike"
-    )
+def _energy_spent(carbon: CarbonEstimate, estimated: bool) -> str:
+    text = fmt_energy(carbon.total_energy_j) + (" (estimated)" if estimated else "")
+    text += ", every trial's last reported energy summed: complete, stopped, failed and running trials alike"
     if carbon.n_trials_without_energy:
         text += f" ({carbon.n_trials_without_energy} trials reported no energy and add nothing)"
     return text + "."

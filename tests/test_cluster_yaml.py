@@ -39,7 +39,7 @@ def test_image_matches_installed_ray(config: dict[str, Any]) -> None:
     assert version("ray").split(".")[:2] == tag_version.split(".")[:2]
     req = (ROOT / "requirements.txt").read_text()
     minor = ".".join(tag_version.split(".")[:2])
-    assert f"ray[tune]>={minor}" in req
+    assert f"ray[default,tune]>={minor}" in req
 
 
 def test_no_ray_port_open_to_the_world(config: dict[str, Any]) -> None:

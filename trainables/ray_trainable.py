@@ -40,8 +40,7 @@ def tune_trainable(config: dict[str, Any], *, dataset: Mapping[str, Any], option
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            # why: the checkpoint holds the (possibly structurally pruned) module itself
-            resume = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False, map_location="cpu")
+            resume = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=True, map_location="cpu")
 
     inject = _failure_selected(config)
 

@@ -121,7 +121,7 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train one configuration; call report() after every epoch; return the last epoch's metrics."""
     from trainables.flops import count_flops, effective_flops  # why: lazy, keeps worker imports light
-    from trainables.pruning import Pruner, nonzero_params, sparsity
+    from trainables.pruning import Pruner, nonzero_params
 
     # setup
     if options.num_threads:
@@ -136,21 +136,25 @@ def run_trial(
     example = data.x_train[:1]
 
     # network
-    if resume is not None:
-        model: nn.Module = resume["model"].to(device)
-    else:
-        model = build_model(run_cfg, data.input_shape, data.num_classes).to(device)
+    dense = build_model(run_cfg, data.input_shape, data.num_classes).to(device)
+    dense_flops, _ = count_flops(dense, example)
+    model = build_model(run_cfg, data.input_shape, data.num_classes).to(device)
     if device.type == "cuda" and data.kind == "image":
-        model = model.to(memory_format=torch.channels_last)
-    dense_flops, _ = count_flops(build_model(run_cfg, data.input_shape, data.num_classes).to(device), example)
-    dense_params = sum(p.numel() for p in build_model(run_cfg, data.input_shape, data.num_classes).parameters())
+        model = model.to(memory_format=torch.channels_last)  # why: faster convs with bf16 on tensor cores
     pruner = Pruner(model, run_cfg, example)
     opt = _make_optimizer(run_cfg, model)
     lr_at = _lr_factor(run_cfg, epochs)
     start_epoch, energy0, dyn0, time0 = 0, 0.0, 0.0, 0.0
     if resume is not None:
+        # why: replay the pruning the first run did, so the structure (and the optimizer's parameter
+        # order) matches the checkpoint, then load its weights and optimizer state
+        start_epoch = int(resume["epoch"])
+        model, changed = pruner.step(model, start_epoch)
+        if changed:
+            opt = _make_optimizer(run_cfg, model)
+        model.load_state_dict(resume["model_state"])
         opt.load_state_dict(resume["optimizer"])
-        start_epoch, energy0, dyn0, time0 = resume["epoch"], resume["energy_j"], resume["dynamic_energy_j"], resume["time_s"]
+        energy0, dyn0, time0 = resume["energy_j"], resume["dynamic_energy_j"], resume["time_s"]
     gen = torch.Generator().manual_seed(cfg.seed)
 
     # training
@@ -192,7 +196,7 @@ def run_trial(
             M.PARAMS: nonzero_params(model),
             M.FLOPS: dense_flops,
             M.EFFECTIVE_FLOPS: effective_flops(model, example),
-            M.SPARSITY: sparsity(model, dense_params),
+            M.SPARSITY: pruner.sparsity(model),
             M.BUDGET_EPOCHS: epochs,
         }
         if last:
@@ -203,7 +207,7 @@ def run_trial(
         state = None
         if options.checkpoint:
             state = {
-                "model": model,
+                "model_state": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "epoch": epoch,
                 "energy_j": result[M.ENERGY_J],

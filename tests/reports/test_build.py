@@ -165,3 +165,17 @@ def test_reports_never_imports_ray_or_torch(tmp_path: Path, trial_writer: Callab
         "bad = [m for m in ('ray', 'torch') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_three_objectives(tmp_path: Path, make_run_dir: Callable[..., Path]) -> None:
+    objectives = [
+        {"metric": "accuracy", "direction": "max"},
+        {"metric": "energy_j", "direction": "min"},
+        {"metric": "params", "direction": "min"},
+    ]
+    root = make_run_dir(tmp_path / "run", manifest={"name": "three", "objectives": objectives}, n_complete=8)
+    out = build_report(root)
+    md = (out / "report.md").read_text()
+    assert "params (min)" in md and "Hypervolume" in md
+    assert "params" in pd.read_csv(out / "pareto.csv").columns
+    assert len(_images((out / "index.html").read_text())) == 11

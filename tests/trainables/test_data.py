@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 from trainables.config import DatasetConfig
-from trainables.data import DataError, _load_raw, check_dataset, load_splits, split_indices
+from trainables.data import DataError, Splits, _load_raw, check_dataset, load_splits, split_indices
 
 # --- splits and scaling ------------------------------------------------------------
 
@@ -96,9 +96,9 @@ def _write_mnist(root: Path, folder: str, n_train: int, n_test: int) -> np.ndarr
     return images
 
 
-def _check_images(s: object, originals: np.ndarray) -> None:
+def _check_images(s: Splits, originals: np.ndarray) -> None:
     """Every output image is its original (found by the id pixel) scaled with min 0 / max 255, label = id % 10."""
-    for x, y in ((s.x_train, s.y_train), (s.x_val, s.y_val), (s.x_test, s.y_test)):  # type: ignore[attr-defined]
+    for x, y in ((s.x_train, s.y_train), (s.x_val, s.y_val), (s.x_test, s.y_test)):
         unscaled = np.rint((x.numpy() + 1.0) * 127.5).astype(np.int64)
         ids = unscaled.reshape(len(x), -1)[:, -1]
         np.testing.assert_array_equal(unscaled, originals[ids])

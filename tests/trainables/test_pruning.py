@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 
 import pytest
@@ -169,16 +170,50 @@ def test_unstructured_works_on_channels_last_models() -> None:
 
 
 @pytest.mark.parametrize("method", ["structured", "unstructured"])
-def test_resume_replays_the_steps_then_loads_the_checkpoint(method: str) -> None:
-    cfg = TrialConfig(epochs=6, prune_every=2, prune_ratio=0.5, prune_method=method)
-    trained, _, _ = train_with_pruning(cfg)  # as if checkpointed after epoch 6
+def test_resume_replays_the_steps_then_loads_model_and_optimizer(method: str) -> None:
+    """Resuming after epoch e: dense model, optimizer, pruner; step(model, e) replays the structure
+    (rebuilding the optimizer when it says so, as the original run did); then both state dicts load."""
+    cfg = TrialConfig(epochs=8, prune_every=2, prune_ratio=0.5, prune_method=method)  # steps after 2, 4, 6
     data = digits()
-    fresh = build_model(cfg, data.input_shape, data.num_classes)
-    fresh, _ = Pruner(fresh, cfg, data.x_train[:1]).step(fresh, 6)
-    fresh.load_state_dict(trained.state_dict())
-    trained.eval()
-    fresh.eval()
-    assert torch.equal(fresh(data.x_val[:16]), trained(data.x_val[:16]))
+    x, y = data.x_train[:64], data.y_train[:64]
+
+    def adam_step(model: nn.Module, opt: torch.optim.Optimizer) -> None:
+        model.train()
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    def start() -> tuple[nn.Module, torch.optim.Optimizer, Pruner]:
+        torch.manual_seed(1)
+        model = build_model(cfg, data.input_shape, data.num_classes)
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3), Pruner(model, cfg, data.x_train[:1])
+
+    model, opt, pruner = start()
+    for epoch in range(1, 5):
+        adam_step(model, opt)
+        model, changed = pruner.step(model, epoch)
+        if changed:
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        adam_step(model, opt)  # why: the optimizer has state for every parameter at the checkpoint
+    # why: a checkpoint is a copy; optimizer.load_state_dict would otherwise share the live Adam moment tensors
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+
+    resumed, ropt, rpruner = start()
+    resumed, changed = rpruner.step(resumed, 4)
+    if changed:
+        ropt = torch.optim.Adam(resumed.parameters(), lr=1e-3)
+    resumed.load_state_dict(saved_model)
+    ropt.load_state_dict(saved_opt)
+    outputs = []
+    for m, o, p in ((model, opt, pruner), (resumed, ropt, rpruner)):
+        for epoch in (5, 6):
+            adam_step(m, o)
+            m, changed = p.step(m, epoch)
+            if changed:
+                o = torch.optim.Adam(m.parameters(), lr=1e-3)
+        adam_step(m, o)
+        outputs.append(m.eval()(data.x_val[:16]))
+    assert torch.equal(outputs[0], outputs[1])
 
 
 def test_counts() -> None:

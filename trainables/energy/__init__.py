@@ -4,7 +4,8 @@ Backends (one module each, behind ``BaseMeter``):
 
 - ``nvml-counter`` / ``nvml-power`` (``_nvml_meter``): the GPU's total-energy counter,
   or integrated power where the counter is unsupported; GPUs from ``CUDA_VISIBLE_DEVICES``
-  matched by UUID; a fractional GPU split by SM utilisation.
+  matched by UUID; a fractional GPU split by SM utilisation (``_share``). All NVML calls
+  go through ``_nvml``, the one place pynvml's errors become ours (``_errors``).
 - ``rapl`` (``_rapl``): CPU package + DRAM energy from Linux powercap sysfs.
 - ``estimated-cpu`` (``_estimate``): process CPU time x watts per core, when nothing
   can be measured; ``estimated=True``.

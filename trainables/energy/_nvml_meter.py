@@ -13,6 +13,7 @@ from ._errors import EnergyError, MigNotMeasurableError, NvmlError, NvmlNotSuppo
 from ._meter import BaseMeter, Measurement
 from ._nvml import NvmlDevice, cuda_synchronize, driver_versions
 from ._sampler import PowerSampler
+from ._share import UtilisationShare
 
 # why: the counter's period is a property of the driver and GPU, not of the trial;
 # measure it once per device per process (it costs up to ~0.5 s of polling).
@@ -63,46 +64,6 @@ def _supported(query: Callable[[], object]) -> bool:
     except NvmlNotSupportedError:
         return False
     return True
-
-
-class UtilisationShare:
-    """This process's share of one GPU, from per-process SM utilisation samples over the window.
-
-    Share = sum of this PID's SM % / sum of all PIDs' SM % over the samples seen.
-    Falls back to ``gpu_fraction`` (method ``gpu-fraction``) while this PID has no
-    SM use on record: no samples yet, an idle window, or a container whose PIDs
-    NVML cannot see (NVML reports host PIDs).
-    """
-
-    def __init__(self, device: NvmlDevice, *, gpu_fraction: float, pid: int, since_us: int) -> None:
-        self.device = device
-        self.gpu_fraction = gpu_fraction
-        self.pid = pid
-        self._last_us = since_us
-        self._own = 0
-        self._total = 0
-        self._lock = threading.Lock()
-
-    def poll(self) -> None:
-        """Fetch samples newer than the last one seen and add them up."""
-        with self._lock:
-            since = self._last_us
-        samples = self.device.sm_samples(since)
-        with self._lock:
-            cut = self._last_us  # why: a concurrent poll may already have counted these samples
-            for pid, t_us, sm in samples:
-                if t_us <= cut:
-                    continue
-                self._total += sm
-                self._own += sm if pid == self.pid else 0
-                self._last_us = max(self._last_us, t_us)
-
-    def share(self) -> tuple[float, str]:
-        """``(fraction of the device's energy that is ours, method)``."""
-        with self._lock:
-            if self._own > 0 and self._total > 0:
-                return self._own / self._total, "sm-utilisation"
-        return self.gpu_fraction, "gpu-fraction"
 
 
 class NvmlMeter(BaseMeter):
@@ -262,6 +223,7 @@ class NvmlMeter(BaseMeter):
         info["counter_update_period_s"] = _cached_period_s(d) if self.counter_ok else None
         if self._shares:
             info["share"], info["share_method"] = self._shares[i].share()
+            info["share_error"] = self._shares[i].error
         return info
 
     def _provenance(self) -> dict[str, Any]:

@@ -307,3 +307,15 @@ def test_importing_the_package_touches_neither_pynvml_nor_torch() -> None:
     code = "import sys, trainables.energy; print('pynvml' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_shared_gpu_without_process_utilisation_keeps_the_energy(fake_nvml: Any, make_gpu: Any) -> None:
+    gpu = make_gpu(UUIDS[0], energy_mj=0)
+    fake = fake_nvml(gpu)
+    fake.mocks["nvmlDeviceGetProcessUtilization"].side_effect = pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+    meter = make_meter("cuda", backend="nvml", gpu_fraction=0.25, crosscheck=False)
+    meter.start()
+    gpu.energy_mj = 8_000_000
+    assert meter.stop().energy_j == pytest.approx(2000.0)
+    dev = meter.provenance()["devices"][0]
+    assert dev["share_method"] == "gpu-fraction" and "Not Supported" in dev["share_error"]

@@ -1,0 +1,58 @@
+"""The training loop: metric contract, determinism, and resuming from a checkpoint mid-pruning."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from trainables import metrics as M
+from trainables.config import DatasetConfig, TrialConfig
+from trainables.train import RunOptions, run_trial
+
+DS = DatasetConfig()
+
+
+def _run(cfg: TrialConfig, **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any] | None]]:
+    results: list[dict[str, Any]] = []
+    states: list[dict[str, Any] | None] = []
+
+    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        results.append(metrics)
+        states.append(copy.deepcopy(state))  # why: a checkpoint is written at once; the live tensors move on
+
+    final = run_trial(cfg, DS, report=report, options=RunOptions(num_threads=1), **kw)
+    return final, results, states
+
+
+def test_every_epoch_reports_the_contract() -> None:
+    cfg = TrialConfig(depth=8, width=8, epochs=3, prune_ratio=0.4, prune_every=1)
+    final, results, _ = _run(cfg)
+    assert [r[M.EPOCH] for r in results] == [1, 2, 3]
+    for r in results:
+        assert set(M.EPOCH_METRICS) <= set(r)
+    energies = [r[M.ENERGY_J] for r in results]
+    assert all(e > 0 for e in energies) and energies == sorted(energies)
+    assert final[M.ENERGY_SOURCE] == "estimated-cpu" and final[M.ENERGY_ESTIMATED] is True
+    assert final[M.SPARSITY] == pytest.approx(0.4, abs=0.02)
+    assert final[M.EFFECTIVE_FLOPS] < final[M.FLOPS]
+    assert set(M.FINAL_METRICS) <= set(final)
+    assert sum(map(sum, final[M.CONFUSION_MATRIX])) == 270  # the test split of digits (15% of 1,797)
+
+
+def test_unpruned_model_reports_zero_sparsity() -> None:
+    final, _, _ = _run(TrialConfig(depth=8, width=8, epochs=1))
+    assert final[M.SPARSITY] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["unstructured", "structured"])
+def test_resume_mid_pruning_matches_uninterrupted(method: str) -> None:
+    cfg = TrialConfig(depth=8, width=8, epochs=4, prune_ratio=0.5, prune_method=method, prune_every=1, seed=3)
+    full, _, states = _run(cfg)
+    # interrupt after epoch 2 (pruning has happened twice), resume from that checkpoint
+    resumed, results, _ = _run(cfg, resume=states[1])
+    assert [r[M.EPOCH] for r in results] == [3, 4]
+    assert resumed[M.PARAMS] == full[M.PARAMS]
+    assert resumed[M.ACCURACY] == pytest.approx(full[M.ACCURACY], abs=1e-6)
+    assert resumed[M.ENERGY_J] > states[1][M.ENERGY_J]  # cumulative across the interruption

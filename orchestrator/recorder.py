@@ -13,7 +13,7 @@ from reports.rundir import RunWriter
 from trainables import metrics as M
 from trainables.config import TrialConfig
 
-_KEEP = set(M.EPOCH_METRICS) | set(M.FINAL_METRICS)
+_KEEP = set(M.EPOCH_METRICS) | set(M.FINAL_METRICS) | set(M.RAY_METRICS)
 
 
 class RunRecorder(Callback):

@@ -98,7 +98,8 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        # why: "local" always starts a new cluster; None would join one found in RAY_ADDRESS
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
 
 
 def _trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int]:

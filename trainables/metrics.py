@@ -44,6 +44,10 @@ EPOCH_METRICS: Final[tuple[str, ...]] = (
     BUDGET_EPOCHS,
 )
 
+# Reported every epoch by the Ray adapter only (not by an in-process `trial`).
+NODE_ID: Final = "node_id"  # the Ray node the epoch ran on (a retried trial may move)
+RAY_METRICS: Final[tuple[str, ...]] = (NODE_ID,)
+
 # Reported once, with the last epoch only (lists / dicts, kept small).
 CONFUSION_MATRIX: Final = "confusion_matrix"  # list[list[int]] on the test split, rows = true class
 LAYER_FLOPS: Final = "layer_flops"  # {module name: forward FLOPs per sample}

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from trainables.config import DatasetConfig, TrialConfig
+from trainables.metrics import NODE_ID
 from trainables.train import RunOptions, run_trial
 
 CHECKPOINT_FILE = "trial_state.pt"
@@ -32,6 +33,7 @@ def _failure_selected(config: Mapping[str, Any]) -> bool:
 
 def tune_trainable(config: dict[str, Any], *, dataset: Mapping[str, Any], options: Mapping[str, Any]) -> None:
     """Ray Tune function trainable. ``config`` is the full trial config (searched + fixed keys)."""
+    import ray
     from ray import tune  # why: only the Ray path needs Ray; `trial` runs without it
 
     cfg = TrialConfig.from_mapping(config)
@@ -43,8 +45,10 @@ def tune_trainable(config: dict[str, Any], *, dataset: Mapping[str, Any], option
             resume = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=True, map_location="cpu")
 
     inject = _failure_selected(config)
+    node_id = ray.get_runtime_context().get_node_id()
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        metrics = {**metrics, NODE_ID: node_id}
         if inject and metrics["epoch"] >= 2:
             raise InjectedFailure(f"{INJECT_FAILURE_ENV} selected this trial ({os.environ[INJECT_FAILURE_ENV]})")
         if state is None:

@@ -15,8 +15,8 @@ from reports import pareto
 from trainables import metrics as m
 
 J_PER_KWH = 3.6e6
-DEFAULT_GRID_G_PER_KWH = 475.0  # why: IEA's world-average grid intensity, when the run names none
-DEFAULT_PUE = 1.0  # why: a workstation has no data-centre overhead to add
+# why: one documented default for the whole project (the energy layer's; a plain-Python module, no torch)
+from trainables.energy._carbon import DEFAULT_GRID_G_PER_KWH, DEFAULT_PUE  # noqa: E402
 HV_REFERENCE_RULE = (
     "reference point = the worst value of each objective among the front's candidates "
     "(complete trials), pushed 10% of that objective's range further"

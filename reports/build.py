@@ -57,7 +57,7 @@ def report_from_tables(
         warning=status_warning(manifest),
         energy_estimated=energy.estimated,
         energy_statement=energy.statement,
-        summary=summary_items(trials, front, energy, carbon),
+        summary=summary_items(trials, front, energy, carbon, manifest),
         pareto=table_text(pareto, pareto.columns),
         figures=figures,
         failed=_listing(trials[trials["state"] == "failed"], "error", blank="(no error recorded)"),

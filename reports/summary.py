@@ -105,6 +105,7 @@ def summary_items(
     front: FrontResult,
     energy: EnergyInfo,
     carbon: CarbonEstimate,
+    manifest: Mapping[str, Any] | None = None,
 ) -> list[tuple[str, str]]:
     """The summary as (label, text) pairs, in reading order."""
     counts = trials["state"].value_counts()
@@ -142,6 +143,7 @@ def summary_items(
         items.append(("Hypervolume", f"{front.hypervolume:.4g} (reference point {ref}; {HV_REFERENCE_RULE})"))
     items.append(("Energy source", energy.statement + "".join(f" {k}: {v}." for k, v in energy.provenance)))
     items.append(("Energy spent by the sweep", _energy_spent(carbon, energy.estimated)))
+    items.append(("The sweep's bill", sweep_bill(trials, manifest or {}, energy.estimated)))
     items.append(("CO2e (estimate)", _co2(carbon)))
     return items
 
@@ -151,6 +153,30 @@ def _energy_spent(carbon: CarbonEstimate, estimated: bool) -> str:
     text += ", every trial's last reported energy summed: complete, stopped, failed and running trials alike"
     if carbon.n_trials_without_energy:
         text += f" ({carbon.n_trials_without_energy} trials reported no energy and add nothing)"
+    return text + "."
+
+
+def sweep_bill(trials: pd.DataFrame, manifest: Mapping[str, Any], estimated: bool) -> str:
+    """Energy by how trials ended, and how much of the slots' time went to no training at all."""
+    est = " (estimated)" if estimated else ""
+    energy = pd.to_numeric(trials.get(m.ENERGY_J, pd.Series(dtype=float)), errors="coerce").fillna(0.0)
+    parts = [
+        f"{state} {fmt_energy(float(energy[trials['state'] == state].sum()))}"
+        for state in ("complete", "stopped", "failed", "running")
+        if (trials["state"] == state).any()
+    ]
+    text = "energy by how trials ended: " + (", ".join(parts) or "none") + est
+    started, ended = manifest.get("created_at"), manifest.get("finished_at")
+    slots = manifest.get("slots")
+    if started and ended and isinstance(slots, int) and slots > 0:
+        wall_s = (pd.Timestamp(ended) - pd.Timestamp(started)).total_seconds()
+        busy_s = float(pd.to_numeric(trials.get(m.TIME_S, pd.Series(dtype=float)), errors="coerce").fillna(0).sum())
+        idle_s = max(0.0, wall_s * slots - busy_s)
+        text += (
+            f"; slots: {slots} x {wall_s:.0f} s wall = {wall_s * slots:.0f} slot-seconds, of which trials trained "
+            f"{busy_s:.0f} s and {idle_s:.0f} s ({idle_s / max(wall_s * slots, 1e-9):.0%}) went to start-up, "
+            "scheduling and waiting"
+        )
     return text + "."
 
 

@@ -53,7 +53,18 @@ CONFUSION_MATRIX: Final = "confusion_matrix"  # list[list[int]] on the test spli
 LAYER_FLOPS: Final = "layer_flops"  # {module name: forward FLOPs per sample}
 POWER_TRACE: Final = "power_trace"  # {"t_s": [...], "watts": [...], "source": str}, down-sampled
 
-FINAL_METRICS: Final[tuple[str, ...]] = (CONFUSION_MATRIX, LAYER_FLOPS, POWER_TRACE)
+ENERGY_PROVENANCE: Final = "energy_provenance"  # the meter's provenance: backend, devices, temperatures...
+INFER_ENERGY_J_PER_1K: Final = "infer_energy_j_per_1k"  # energy of 1,000 single-sample inferences, joules
+INFER_LATENCY_MS: Final = "infer_latency_ms"  # mean latency of one single-sample inference, ms
+
+FINAL_METRICS: Final[tuple[str, ...]] = (
+    CONFUSION_MATRIX,
+    LAYER_FLOPS,
+    POWER_TRACE,
+    ENERGY_PROVENANCE,
+    INFER_ENERGY_J_PER_1K,
+    INFER_LATENCY_MS,
+)
 
 # Metrics a spec may name as an objective, with the direction that makes sense by default.
 OBJECTIVE_METRICS: Final[dict[str, str]] = {
@@ -66,4 +77,6 @@ OBJECTIVE_METRICS: Final[dict[str, str]] = {
     EFFECTIVE_FLOPS: "min",
     LOSS: "min",
     VAL_LOSS: "min",
+    INFER_ENERGY_J_PER_1K: "min",
+    INFER_LATENCY_MS: "min",
 }

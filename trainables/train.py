@@ -36,7 +36,7 @@ class RunOptions:
     max_epochs: int | None = None  # cap on cfg.epochs (smoke runs)
     num_threads: int | None = None  # torch intra-op threads; None = leave torch's choice
     watts_per_core: float | None = None  # estimate backend setting
-    idle_power_w: float | None = None  # idle baseline for dynamic energy
+    idle_power_w: dict[str, float] | None = None  # idle baseline, W, by GPU UUID / "cpu-package" / "cpu-dram"
     checkpoint: bool = True  # hand a resumable state to report() every epoch
 
 
@@ -111,6 +111,43 @@ def confusion_matrix(pred: torch.Tensor, y: torch.Tensor, k: int) -> list[list[i
     return cm.tolist()
 
 
+def _idle_power_for(meter: Any, idle: dict[str, float]) -> float | None:
+    """The idle baseline of what this meter measures (its GPUs, or the RAPL package + DRAM), W."""
+    if not idle:
+        return None
+    if hasattr(meter, "devices"):  # NVML: the trial's GPUs, by UUID
+        keys = [d.uuid for d in meter.devices]
+    elif meter.source == "rapl":
+        keys = ["cpu-package", "cpu-dram"]
+    else:
+        return None  # why: an estimate from CPU time has no idle part to subtract
+    found = [idle[k] for k in keys if k in idle]
+    return sum(found) if found else None
+
+
+@torch.no_grad()
+def measure_inference(model: nn.Module, x: torch.Tensor, meter: Any, *, min_s: float = 0.5) -> dict[str, float]:
+    """Energy per 1,000 and latency of single-sample inference (the edge-device case), measured
+    over at least ``min_s`` seconds (an NVML counter refreshes every 20-100 ms) and 50 samples."""
+    model.eval()
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    model(x[:1])  # warm-up
+    sync()
+    before, t0, n = meter.read(), time.perf_counter(), 0
+    while n < 50 or time.perf_counter() - t0 < min_s:
+        with _autocast(x.device):
+            model(x[n % len(x) : n % len(x) + 1])
+        n += 1
+        if n >= 20_000:
+            break
+    sync()
+    elapsed, after = time.perf_counter() - t0, meter.read()
+    return {
+        M.INFER_ENERGY_J_PER_1K: (after.energy_j - before.energy_j) / n * 1000.0,
+        M.INFER_LATENCY_MS: elapsed / n * 1000.0,
+    }
+
+
 def run_trial(
     cfg: TrialConfig,
     ds: DatasetConfig,
@@ -158,10 +195,8 @@ def run_trial(
     gen = torch.Generator().manual_seed(cfg.seed)
 
     # training
-    meter_opts: dict[str, Any] = {"watts_per_core": options.watts_per_core}
-    if options.idle_power_w is not None:
-        meter_opts["idle_power_w"] = options.idle_power_w
-    meter = make_meter(device.type, **meter_opts)
+    meter = make_meter(device.type, watts_per_core=options.watts_per_core)
+    meter.idle_power_w = _idle_power_for(meter, options.idle_power_w or {})
     meter.start()
     result: dict[str, Any] = {}
     for epoch in range(start_epoch + 1, epochs + 1):
@@ -203,7 +238,9 @@ def run_trial(
             _, layer_flops = count_flops(model, example)
             result[M.CONFUSION_MATRIX] = confusion_matrix(test_pred, data.y_test, data.num_classes)
             result[M.LAYER_FLOPS] = layer_flops
-            result[M.POWER_TRACE] = meter.trace() if hasattr(meter, "trace") else None
+            result[M.POWER_TRACE] = meter.trace()
+            result[M.ENERGY_PROVENANCE] = meter.provenance()
+            result.update(measure_inference(model, data.x_test, meter))
         state = None
         if options.checkpoint:
             state = {

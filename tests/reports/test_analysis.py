@@ -83,4 +83,4 @@ def test_co2e_uses_the_manifests_carbon_settings_or_defaults() -> None:
     assert c.kwh == pytest.approx(2.0) and c.co2e_g == pytest.approx(240.0)
     assert c.n_trials_without_energy == 1 and c.defaults_used == ()
     d = analysis.carbon_estimate({"carbon": {"grid_g_per_kwh": -5}}, t)
-    assert d.co2e_g == pytest.approx(2.0 * 475.0) and d.defaults_used == ("grid_g_per_kwh", "pue")
+    assert d.co2e_g == pytest.approx(2.0 * 480.0) and d.defaults_used == ("grid_g_per_kwh", "pue")

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from reports.rundir import RunWriter
+from reports.rundir import RunWriter, TrialState
 from trainables import metrics as M
 from trainables.config import TrialConfig
 
@@ -63,7 +63,9 @@ class RunRecorder(Callback):
         # why: record every trial key (defaults included), so report columns are never blank
         self.writer.start_trial(trial.trial_id, TrialConfig.from_mapping(trial.config).to_dict(), budget)
 
-    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
         self._ensure_loaded()
         epoch = int(result.get(M.EPOCH, 0))
         tid = trial.trial_id
@@ -86,7 +88,7 @@ class RunRecorder(Callback):
         self._ensure_loaded()
         tid = trial.trial_id
         epochs_run, budget = self._last_epoch.get(tid, 0), self._budget.get(tid, 0)
-        state = "complete" if budget and epochs_run >= budget else "stopped"
+        state: TrialState = "complete" if budget and epochs_run >= budget else "stopped"
         self.writer.set_state(tid, state, epochs_run=epochs_run, budget_epochs=budget)
         self._print_end(trial, state)
 
@@ -108,8 +110,8 @@ class RunRecorder(Callback):
         if last:
             est = " (estimated)" if last.get(M.ENERGY_ESTIMATED) else ""
             head += (
-                f" after {last.get(M.EPOCH)}/{last.get(M.BUDGET_EPOCHS)} epochs: accuracy {last.get(M.ACCURACY, float('nan')):.3f}, "
-                f"energy {last.get(M.ENERGY_J, 0):.1f} J{est}"
+                f" after {last.get(M.EPOCH)}/{last.get(M.BUDGET_EPOCHS)} epochs: "
+                f"accuracy {last.get(M.ACCURACY, float('nan')):.3f}, energy {last.get(M.ENERGY_J, 0):.1f} J{est}"
             )
         if why:
             head += f"; {why[:160]}"
@@ -135,7 +137,7 @@ class RunRecorder(Callback):
 
         pts = np.array([[float(r[m]) for m, _ in self.objectives] for r in rows])
         mask = pareto_front_mask(pts, [d for _, d in self.objectives])
-        return [r for r, keep in zip(rows, mask) if keep]
+        return [r for r, keep in zip(rows, mask, strict=True) if keep]
 
 
 def _error_text(trial: Trial) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,16 +60,21 @@ class HonestOptunaSearch(OptunaSearch):
 
     budget: Any = None  # an orchestrator.budget.EnergyBudget, or None
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    @property
+    def study(self) -> optuna.Study:
+        assert self._ot_study is not None, "the study is created when Tune sets the search properties"
+        return self._ot_study
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.budget is not None and self.budget.exhausted:
-            return Searcher.FINISHED  # why: the sweep's energy budget is spent; launch nothing more
+            return Searcher.FINISHED  # type: ignore[return-value]  # why: budget spent; launch nothing more
         return super().suggest(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
-        if self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
+        if self.study._storage.get_trial(ot_trial._trial_id).state.is_finished():
             # why: after a resume, Tune may end again a trial whose end Optuna already has
             self._completed_trials.add(trial_id)
             return
@@ -84,18 +90,21 @@ class HonestOptunaSearch(OptunaSearch):
             else:
                 metrics = self.metric if isinstance(self.metric, list) else [self.metric]
                 values = [float(result[m]) for m in metrics]
-        self._ot_study.tell(ot_trial, values, state=state)
+                if not all(math.isfinite(v) for v in values):
+                    # why: a diverged trial (NaN loss) is a failure, not a point Optuna can rank
+                    ot_trial.set_user_attr("non_finite_values", str(values))
+                    state, values = optuna.trial.TrialState.FAIL, None
+        self.study.tell(ot_trial, values, state=state)
         self._completed_trials.add(trial_id)
-
 
     def restore(self, checkpoint_path: str) -> None:
         """Restore (on resume), then close Optuna trials the dead driver asked for but Tune never saw."""
         super().restore(checkpoint_path)
         known = {t._trial_id for t in self._ot_trials.values()}
-        for frozen in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if frozen._trial_id not in known:
                 # why: otherwise they stay RUNNING forever and the constant liar keeps imagining them
-                storage = self._ot_study._storage
+                storage = self.study._storage
                 storage.set_trial_user_attr(frozen._trial_id, "orphaned", "suggested just before the driver died")
                 storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.FAIL)
 

@@ -17,6 +17,7 @@ from trainables import metrics as m
 J_PER_KWH = 3.6e6
 # why: one documented default for the whole project (the energy layer's; a plain-Python module, no torch)
 from trainables.energy._carbon import DEFAULT_GRID_G_PER_KWH, DEFAULT_PUE  # noqa: E402
+
 HV_REFERENCE_RULE = (
     "reference point = the worst value of each objective among the front's candidates "
     "(complete trials), pushed 10% of that objective's range further"

@@ -18,12 +18,12 @@ from typing import Any
 import yaml
 
 from trainables.config import (
+    TRIAL_KEYS,
     ConfigError,
     DatasetConfig,
     TrialConfig,
     check_compatible,
     check_value,
-    TRIAL_KEYS,
 )
 from trainables.metrics import OBJECTIVE_METRICS
 
@@ -340,12 +340,18 @@ def parse_spec(raw: Any, *, source: str = "<memory>") -> SweepSpec:
     _check_combinations(spec)
     w = spec.scheduler.weights
     if spec.scheduler.kind == "weighted_asha" and (w is None or len(w) != len(spec.objectives)):
-        raise SpecError("scheduler.weights", list(w) if w else None, f"{len(spec.objectives)} numbers, one per objective")
+        raise SpecError(
+            "scheduler.weights", list(w) if w else None, f"{len(spec.objectives)} numbers, one per objective"
+        )
     return spec
 
 
 def _parse_scheduler(raw: Any) -> SchedulerSpec:
-    d = {"kind": raw} if isinstance(raw, str) else _mapping("scheduler", raw, ("kind", "grace_period", "reduction_factor", "weights"))
+    d = (
+        {"kind": raw}
+        if isinstance(raw, str)
+        else _mapping("scheduler", raw, ("kind", "grace_period", "reduction_factor", "weights"))
+    )
     kind = d.get("kind", "fifo")
     if kind not in SCHEDULERS:
         raise SpecError("scheduler.kind", kind, f"one of {list(SCHEDULERS)}")

@@ -194,5 +194,7 @@ def check_compatible(cfg_model: str, dataset: DatasetConfig) -> None:
     """Refuse combinations that cannot be built (a ResNet on tabular data)."""
     if cfg_model == "resnet" and dataset.kind == "tabular":
         raise ConfigError(
-            "model", cfg_model, f"ffnn for tabular dataset {dataset.name!r} (resnet needs images: {list(IMAGE_DATASETS)})"
+            "model",
+            cfg_model,
+            f"ffnn for tabular dataset {dataset.name!r} (resnet needs images: {list(IMAGE_DATASETS)})",
         )

@@ -64,7 +64,9 @@ def test_missing_spec_file(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("flag", [["--num-samples", "0"], ["--max-epochs", "-1"], ["--num-samples", "many"], ["--seed", "x"]])
+@pytest.mark.parametrize(
+    "flag", [["--num-samples", "0"], ["--max-epochs", "-1"], ["--num-samples", "many"], ["--seed", "x"]]
+)
 def test_bad_flags_exit_2(tmp_path: Path, flag: list[str]) -> None:
     r = cli("sweep", "--storage", str(tmp_path / "runs"), *flag)
     assert r.returncode == 2

@@ -11,8 +11,8 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,13 +71,30 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int
     port, dash = _free_port(), _free_port()
     head_tmp, worker_tmp = str(tmp_path_factory.mktemp("head_node")), str(tmp_path_factory.mktemp("worker_node"))
     env = _env()
-    head = [RAY, "start", "--head", "--num-cpus=1", '--resources={"node_head": 1}', f"--port={port}",
-            f"--dashboard-port={dash}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-            f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={head_tmp}"]
+    head = [
+        RAY,
+        "start",
+        "--head",
+        "--num-cpus=1",
+        '--resources={"node_head": 1}',
+        f"--port={port}",
+        f"--dashboard-port={dash}",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--temp-dir={head_tmp}",
+    ]
     # why: two nodes on one machine need their own agent ports (the default 52365 would clash)
     # why: ... and their own temp dir, as on separate machines (a dying node cleans up its session files)
-    worker = [RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", '--resources={"node_worker": 1}',
-              f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={worker_tmp}"]
+    worker = [
+        RAY,
+        "start",
+        f"--address=127.0.0.1:{port}",
+        "--num-cpus=1",
+        '--resources={"node_worker": 1}',
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--temp-dir={worker_tmp}",
+    ]
     try:
         subprocess.run(head, env=env, check=True, capture_output=True, timeout=120)
         subprocess.run(worker, env=env, check=True, capture_output=True, timeout=120)
@@ -108,10 +125,8 @@ def _worker_raylet_pids(worker_tmp: str) -> list[int]:
 def _epochs(run_dir: Path) -> dict[str, list[dict]]:
     out = {}
     for f in (run_dir / "trials").glob("*/epochs.jsonl"):
-        try:
+        with contextlib.suppress(OSError, json.JSONDecodeError):
             out[f.parent.name] = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
-        except (OSError, json.JSONDecodeError):
-            pass
     return out
 
 
@@ -123,9 +138,27 @@ def test_job_submit_runs_on_both_nodes_and_survives_losing_one(cluster: tuple[in
     run_dir = storage / "cl"
     address = ["--address", f"http://127.0.0.1:{dash}"]
     submit = [
-        RAY, "job", "submit", *address, "--no-wait", "--working-dir", str(ROOT),
-        "--runtime-env-json", json.dumps({"excludes": [".git", "runs"]}), "--",
-        "python", "-m", "orchestrator", "sweep", str(spec), "--address", "auto", "--storage", str(storage), "--name", "cl",
+        RAY,
+        "job",
+        "submit",
+        *address,
+        "--no-wait",
+        "--working-dir",
+        str(ROOT),
+        "--runtime-env-json",
+        json.dumps({"excludes": [".git", "runs"]}),
+        "--",
+        "python",
+        "-m",
+        "orchestrator",
+        "sweep",
+        str(spec),
+        "--address",
+        "auto",
+        "--storage",
+        str(storage),
+        "--name",
+        "cl",
     ]
     job_id = _submit(submit)
     # wait until both nodes have run an epoch, then kill the worker node's raylet (its trials die with it)
@@ -140,8 +173,9 @@ def test_job_submit_runs_on_both_nodes_and_survives_losing_one(cluster: tuple[in
             killed = True
             break
         time.sleep(0.2)
-    out = subprocess.run([RAY, "job", "logs", *address, "--follow", job_id], env=_env(), capture_output=True,
-                         text=True, timeout=600).stdout
+    out = subprocess.run(
+        [RAY, "job", "logs", *address, "--follow", job_id], env=_env(), capture_output=True, text=True, timeout=600
+    ).stdout
     status = subprocess.run([RAY, "job", "status", *address, job_id], env=_env(), capture_output=True, text=True)
     assert "succeeded" in status.stdout.lower(), out[-4000:] + status.stdout
     assert killed, f"never saw trials on both nodes before the sweep ended: {out[-2000:]}"

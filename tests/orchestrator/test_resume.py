@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,10 +29,8 @@ num_samples: 4
 def _states(run_dir: Path) -> dict[str, dict]:
     out = {}
     for f in (run_dir / "trials").glob("*/state.json"):
-        try:
+        with contextlib.suppress(OSError, json.JSONDecodeError):
             out[f.parent.name] = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
-            pass
     return out
 
 
@@ -41,8 +40,9 @@ def test_kill_driver_then_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "r"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "orchestrator", "sweep", str(spec), "--storage", str(tmp_path / "runs"), "--name", "r"]
-    driver = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     # kill the driver (and the local Ray it started) once a trial is complete and another is mid-way
     deadline = time.time() + 300
     try:
@@ -62,8 +62,14 @@ def test_kill_driver_then_resume(tmp_path: Path) -> None:
     before = _states(run_dir)
     complete_before = {tid for tid, s in before.items() if s["state"] == "complete"}
 
-    r = subprocess.run([sys.executable, "-m", "orchestrator", "resume", str(run_dir)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "resume", str(run_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
     after = _states(run_dir)
@@ -83,7 +89,13 @@ def test_kill_driver_then_resume(tmp_path: Path) -> None:
 
 
 def test_resume_rejects_non_run(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "orchestrator", "resume", str(tmp_path)], cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "resume", str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert str(tmp_path) in r.stderr and "Traceback" not in r.stderr

@@ -42,9 +42,26 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
     # draws both widths in 5 trials (asserted below), so the sweep has failures and successes
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WATTSWEEP_INJECT_FAILURE": "width=4"}
     r = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "sweep", str(spec), "--num-samples", "5", "--max-epochs", "2",
-         "--storage", str(tmp / "runs"), "--name", NAME],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "sweep",
+            str(spec),
+            "--num-samples",
+            "5",
+            "--max-epochs",
+            "2",
+            "--storage",
+            str(tmp / "runs"),
+            "--name",
+            NAME,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return tmp / "runs" / NAME, r
 
@@ -68,7 +85,17 @@ def test_report_files(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> N
         assert (run_dir / "report" / name).is_file(), name
     pareto = _rows(run_dir / "report" / "pareto.csv")
     assert pareto, "the front is never empty when a trial completed"
-    for col in ("trial_id", "accuracy", "test_accuracy", "energy_j", "energy_source", "depth", "width", "lr", "prune_ratio"):
+    for col in (
+        "trial_id",
+        "accuracy",
+        "test_accuracy",
+        "energy_j",
+        "energy_source",
+        "depth",
+        "width",
+        "lr",
+        "prune_ratio",
+    ):
         assert col in pareto[0], col
     assert all(row["energy_source"] == "estimated-cpu" for row in pareto)
     assert all(float(row["energy_j"]) > 0 for row in pareto)

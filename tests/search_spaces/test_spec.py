@@ -32,7 +32,13 @@ def test_default_spec_contents() -> None:
 
 
 def test_defaults_and_overrides() -> None:
-    spec = parse_spec({"name": "t", "fixed": {"epochs": 3}, "space": {"lr": {"kind": "loguniform", "low": 1e-4, "high": 1e-1, "default": 0.01}}})
+    spec = parse_spec(
+        {
+            "name": "t",
+            "fixed": {"epochs": 3},
+            "space": {"lr": {"kind": "loguniform", "low": 1e-4, "high": 1e-1, "default": 0.01}},
+        }
+    )
     assert spec.trial_config().lr == 0.01
     assert spec.trial_config({"lr": 0.5, "epochs": 7}).epochs == 7
 
@@ -53,7 +59,11 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"fixed": {"prune_ratio": -0.1}}, "fixed.prune_ratio", "-0.1"),
     ({"dataset": {"name": "imagenet"}}, "dataset.name", "imagenet"),
     ({"fixed": {"model": "vgg"}}, "fixed.model", "vgg"),
-    ({"space": {"model": {"kind": "choice", "values": ["resnet", "transformer"]}}}, "space.model.values", "transformer"),
+    (
+        {"space": {"model": {"kind": "choice", "values": ["resnet", "transformer"]}}},
+        "space.model.values",
+        "transformer",
+    ),
     ({"sampler": {"kind": "cmaes"}}, "sampler.kind", "cmaes"),
     ({"objectives": [{"metric": "speed", "direction": "max"}]}, "objectives[0].metric", "speed"),
     ({"objectives": [{"metric": "accuracy", "direction": "up"}]}, "objectives[0].direction", "up"),

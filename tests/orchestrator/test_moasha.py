@@ -297,7 +297,7 @@ def test_real_tune_run_stops_some_trials_early(tmp_path: Path) -> None:
     # why best first: with 2 slots the first two trials report epoch 1 before the 3rd starts,
     # so the 3rd (worse than both) is judged at n = 3 and stopped, whatever the timing
     qs = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     try:
         tuner = tune.Tuner(
             tune.with_resources(_chain_trainable, {"cpu": 1}),

@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help="join an existing Ray cluster (e.g. auto); default: start a local one")
     s.add_argument("--seed", type=_nonneg_int, help="sampler seed (overrides the spec's)")
     s.add_argument(
-        "--energy-budget", type=_positive_float("--energy-budget"), metavar="JOULES",
+        "--energy-budget",
+        type=_positive_float("--energy-budget"),
+        metavar="JOULES",
         help="stop launching trials once the sweep has spent this much energy; running trials stop at their next rung",
     )
 
@@ -98,7 +100,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     _check_data(spec)
     print(f"{args.spec}: ok ({spec.num_samples} trials; searches {', '.join(p.name for p in spec.space) or 'nothing'};")
-    print(f"  objectives: {', '.join(f'{o.direction} {o.metric}' for o in spec.objectives)}; dataset {spec.dataset.name})")
+    print(
+        f"  objectives: {', '.join(f'{o.direction} {o.metric}' for o in spec.objectives)}; dataset {spec.dataset.name})"
+    )
     return EXIT_OK
 
 
@@ -116,8 +120,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from orchestrator.sweep import check_address, check_storage, run_sweep
 
     spec = load_spec(args.spec)
-    name = args.name or f"{spec.name}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
-    spec = spec.with_overrides(name=name, num_samples=args.num_samples, max_epochs=args.max_epochs, seed=args.seed,
+    name = args.name or f"{spec.name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    spec = spec.with_overrides(
+        name=name,
+        num_samples=args.num_samples,
+        max_epochs=args.max_epochs,
+        seed=args.seed,
         energy_budget=args.energy_budget,
     )
     _check_data(spec)
@@ -202,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wattsweep: interrupted", file=sys.stderr)
         return EXIT_RUNTIME
-    except Exception as e:  # noqa: BLE001 - the one place a run-time failure becomes exit code 1
+    except Exception as e:
         traceback.print_exc(file=sys.stderr)
         print(f"wattsweep: failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -64,15 +64,19 @@ def weight_density(module: nn.Module) -> float:
     return float(torch.count_nonzero(effective).item()) / max(effective.numel(), 1)
 
 
-def effective_flops(model: nn.Module, example: torch.Tensor) -> int:
+def effective_flops(
+    model: nn.Module, example: torch.Tensor, *, counted: tuple[int, dict[str, int]] | None = None
+) -> int:
     """FLOPs one forward pass of one sample needs after pruning.
 
     Each conv / linear layer's FLOPs are scaled by the density of its weight, as
     a sparse kernel skips the multiply-accumulates of zero weights. A structurally
     pruned model has dense, smaller layers and is counted as it is. FLOPs outside
-    conv / linear layers are kept unscaled.
+    conv / linear layers are kept unscaled. ``counted``: this model's
+    ``count_flops`` result, when the caller has it (the count depends only on the
+    layers' shapes, so it stays valid until a structural pruning step).
     """
-    total, per_leaf = count_flops(model, example)
+    total, per_leaf = counted if counted is not None else count_flops(model, example)
     modules = dict(model.named_modules())
     saved = 0.0
     for name, flops in per_leaf.items():

@@ -173,13 +173,13 @@ def run_trial(
     example = data.x_train[:1]
 
     # network
-    dense = build_model(run_cfg, data.input_shape, data.num_classes).to(device)
-    dense_flops, _ = count_flops(dense, example)
     model = build_model(run_cfg, data.input_shape, data.num_classes).to(device)
     if device.type == "cuda" and data.kind == "image":
         model = model.to(memory_format=torch.channels_last)  # why: faster convs with bf16 on tensor cores
     pruner = Pruner(model, run_cfg, example)
     opt = _make_optimizer(run_cfg, model)
+    counted = count_flops(model, example)  # why: valid until a structural pruning step changes the shapes
+    dense_flops = counted[0]
     lr_at = _lr_factor(run_cfg, epochs)
     start_epoch, energy0, dyn0, time0 = 0, 0.0, 0.0, 0.0
     if resume is not None:
@@ -188,7 +188,7 @@ def run_trial(
         start_epoch = int(resume["epoch"])
         model, changed = pruner.step(model, start_epoch)
         if changed:
-            opt = _make_optimizer(run_cfg, model)
+            opt, counted = _make_optimizer(run_cfg, model), count_flops(model, example)
         model.load_state_dict(resume["model_state"])
         opt.load_state_dict(resume["optimizer"])
         energy0, dyn0, time0 = resume["energy_j"], resume["dynamic_energy_j"], resume["time_s"]
@@ -206,7 +206,7 @@ def run_trial(
         loss = train_epoch(model, opt, data.x_train, data.y_train, run_cfg.batch_size, gen)
         model, changed = pruner.step(model, epoch)
         if changed:
-            opt = _make_optimizer(run_cfg, model)
+            opt, counted = _make_optimizer(run_cfg, model), count_flops(model, example)
         last = epoch == epochs
         if last:
             model = pruner.finalize(model)
@@ -230,17 +230,19 @@ def run_trial(
             M.TIME_S: time0 + reading.time_s,
             M.PARAMS: nonzero_params(model),
             M.FLOPS: dense_flops,
-            M.EFFECTIVE_FLOPS: effective_flops(model, example),
+            M.EFFECTIVE_FLOPS: effective_flops(model, example, counted=counted),
             M.SPARSITY: pruner.sparsity(model),
             M.BUDGET_EPOCHS: epochs,
         }
         if last:
-            _, layer_flops = count_flops(model, example)
+            layer_flops = counted[1]
             result[M.CONFUSION_MATRIX] = confusion_matrix(test_pred, data.y_test, data.num_classes)
             result[M.LAYER_FLOPS] = layer_flops
             result[M.POWER_TRACE] = meter.trace()
             result[M.ENERGY_PROVENANCE] = meter.provenance()
-            result.update(measure_inference(model, data.x_test, meter))
+            # why: an NVML counter refreshes every 20-100 ms, so GPU windows must be long; CPU meters need not
+            min_s = 0.5 if meter.source.startswith("nvml") else 0.1
+            result.update(measure_inference(model, data.x_test, meter, min_s=min_s))
         state = None
         if options.checkpoint:
             state = {

@@ -209,7 +209,7 @@ PATCHES: list[tuple[Any, str, str]] = [
     (trainables.train, "confusion_matrix", "confusion_matrix (last epoch)"),
     (trainables.train, "measure_inference", "measure_inference (last epoch)"),
 ]
-LABEL_BUILD = "build_model (x2; 1 useful)"
+LABEL_BUILD = "build_model"
 LABEL_OPT = "_make_optimizer"
 LABEL_METER = "meter (make/start/read/stop/trace/provenance)"
 LABEL_STATE = "checkpoint state_dict() (model + Adam)"
@@ -298,8 +298,7 @@ def measure(
     accs: dict[str, dict[str, tuple[float, float]]] = {v: {} for v in configs}
     runners: dict[str, dict[str, Callable[[], tuple[float, float]]]] = {}
     for name, cfg in configs.items():
-        torch.manual_seed(cfg.seed)
-        build_model(cfg, data.input_shape, data.num_classes)  # why: run_trial's first build is the dense FLOP model
+        torch.manual_seed(cfg.seed)  # why: run_trial seeds, then builds its model: same initial weights
         init_rng = torch.get_rng_state()
         runners[name] = {
             "bare": functools.partial(bare_loop, cfg, data, init_rng),

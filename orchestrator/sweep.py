@@ -174,7 +174,16 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _trainable(spec: SweepSpec, resources: dict[str, float]) -> Any:
+def _idle_baseline(spec: SweepSpec) -> dict[str, float]:
+    """Idle power of this node's GPUs (and CPU package where RAPL is readable), W; {} where nothing is measurable."""
+    from trainables.energy import measure_idle_power
+
+    if spec.energy.idle_baseline_s <= 0:
+        return {}
+    return measure_idle_power(seconds=spec.energy.idle_baseline_s)
+
+
+def _trainable(spec: SweepSpec, resources: dict[str, float], idle_power_w: dict[str, float] | None = None) -> Any:
     from ray import tune
 
     from trainables.ray_trainable import tune_trainable
@@ -183,6 +192,7 @@ def _trainable(spec: SweepSpec, resources: dict[str, float]) -> Any:
         "max_epochs": spec.max_epochs,
         "num_threads": max(1, int(spec.resources.cpu)),
         "watts_per_core": spec.energy.watts_per_core,
+        "idle_power_w": idle_power_w or None,
     }
     return tune.with_resources(
         tune.with_parameters(tune_trainable, dataset=spec.dataset.to_dict(), options=options), resources
@@ -197,6 +207,9 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
     from orchestrator.search import make_scheduler, make_search
 
     resources, slots = _trial_resources(spec)
+    idle = _idle_baseline(spec)
+    # why: the report's bill counts idle slot time; the idle baseline makes dynamic_energy_j
+    writer.update_manifest(slots=slots, resources=resources, idle_power_w=idle)
     recorder = RunRecorder(
         writer, num_samples=spec.num_samples, objectives=[(o.metric, o.direction) for o in spec.objectives]
     )
@@ -211,13 +224,17 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
         budget = EnergyBudget(spec.energy.budget_j, getattr(scheduler, "milestones", ()))
         search.budget = budget
     tuner = tune.Tuner(
-        _trainable(spec, resources),
+        _trainable(spec, resources, idle),
         tune_config=tune.TuneConfig(
             search_alg=search,
             scheduler=scheduler,
             num_samples=spec.num_samples,
             max_concurrent_trials=slots,
             trial_dirname_creator=_trial_dirname,
+            # why: without it every trial is a new actor, i.e. a new worker process that imports torch, loads
+            # the data and warms up the FLOPs counter again (~5 s on 2 busy cores, as long as a short trial);
+            # a reused actor keeps all of that (every trial of a sweep asks for the same resources)
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
@@ -256,10 +273,11 @@ def resume_sweep(run_dir: Path, *, address: str | None = None) -> Path:
     _init_ray_or_exit(address, writer)
     try:
         resources, _ = _trial_resources(spec)
+        idle = json.loads((run_dir / "wattsweep.json").read_text()).get("idle_power_w") or {}
         print(f"wattsweep: resuming {spec.name!r} from {run_dir}", flush=True)
         writer.update_manifest(status="running")
         tuner = tune.Tuner.restore(
-            str(run_dir / TUNE_DIR), _trainable(spec, resources), resume_unfinished=True, resume_errored=False
+            str(run_dir / TUNE_DIR), _trainable(spec, resources, idle), resume_unfinished=True, resume_errored=False
         )
         tuner.fit()
         writer.update_manifest(status="finished", finished_at=_now())

@@ -7,11 +7,8 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from trainables.config import DatasetConfig, TrialConfig
 from trainables.metrics import NODE_ID
-from trainables.train import RunOptions, run_trial
 
 CHECKPOINT_FILE = "trial_state.pt"
 # Fault injection for testing the sweep's failure handling: "key=value[,key=value]" makes every
@@ -34,7 +31,12 @@ def _failure_selected(config: Mapping[str, Any]) -> bool:
 def tune_trainable(config: dict[str, Any], *, dataset: Mapping[str, Any], options: Mapping[str, Any]) -> None:
     """Ray Tune function trainable. ``config`` is the full trial config (searched + fixed keys)."""
     import ray
+    import torch
     from ray import tune  # why: only the Ray path needs Ray; `trial` runs without it
+
+    # why here: Tune pickles this function by reference in the driver, which then imports this module;
+    # importing torch and the training loop at module level would cost the driver ~1.5 s it never uses
+    from trainables.train import RunOptions, run_trial
 
     cfg = TrialConfig.from_mapping(config)
     ds = DatasetConfig.from_mapping(dataset)

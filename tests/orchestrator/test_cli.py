@@ -106,3 +106,12 @@ def test_trial_runs_one_config_and_prints_json() -> None:
     assert final["accuracy"] > 0.3  # two epochs on digits already learn something
     assert final["energy_j"] > 0 and final["energy_source"] == "estimated-cpu"
     assert final["params"] > 0 and final["flops"] > 0
+
+
+def test_doctor_explains_why_energy_is_estimated() -> None:
+    r = cli("doctor")
+    assert r.returncode == 0, r.stderr
+    # this test machine has no NVIDIA GPU and no readable RAPL: the estimate must say so, with a reason per backend
+    assert "estimate" in r.stdout
+    for backend in ("nvml", "rapl"):
+        assert any(line.startswith(f"energy {backend}") for line in r.stdout.splitlines()), r.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -52,10 +53,8 @@ def _versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for pkg in ("torch", "ray", "optuna", "nvidia-ml-py", "torch-pruning"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -72,7 +71,7 @@ def manifest(spec: SweepSpec, run_dir: Path) -> dict[str, Any]:
         "max_epochs": spec.max_epochs,
         "sampler": asdict(spec.sampler),
         "status": "running",
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "finished_at": None,
         "git_rev": _git_rev(),
         "versions": _versions(),
@@ -117,7 +116,7 @@ def _trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int]:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def check_address(address: str | None, *, timeout_s: float = 10.0) -> None:
@@ -141,7 +140,7 @@ def check_address(address: str | None, *, timeout_s: float = 10.0) -> None:
 def _init_ray_or_exit(address: str | None, writer: RunWriter | None) -> None:
     try:
         _init_ray(address)
-    except Exception as e:  # noqa: BLE001 - ray raises many kinds when it cannot connect
+    except Exception as e:
         if writer is not None:
             writer.update_manifest(status="failed")
         if not address:

@@ -75,7 +75,9 @@ def _autocast(device: torch.device) -> AbstractContextManager[Any]:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> tuple[float, float, torch.Tensor]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024
+) -> tuple[float, float, torch.Tensor]:
     """Accuracy, mean cross-entropy and predictions over a split."""
     model.eval()
     preds, loss_sum = [], 0.0

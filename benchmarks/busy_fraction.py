@@ -1,0 +1,243 @@
+"""How much of a sweep's wall time its trial slots spend training: wattsweep's sweep vs plain Ray Tune defaults.
+
+busy fraction = sum over trials of the last reported ``time_s`` (the trial's training wall time)
+                / (sweep wall time x parallel trial slots)
+
+Both sweeps run the same trials (same trainable, same fixed config, learning rate drawn at random, 1 CPU per
+trial, one slot per core) in the same process, one after the other (order alternating over ``--reps``):
+
+  wattsweep   ``orchestrator.sweep.run_sweep``: wall = the whole call (Ray start, sweep, Ray shutdown and the
+              report it builds; the report's share is printed on its own)
+  plain-tune  ``ray.init`` + ``tune.Tuner(tune_trainable, param_space=..., TuneConfig(num_samples=N)).fit()`` +
+              ``ray.shutdown``, every other setting at Tune's default (output silenced with verbose=0)
+
+``time_s`` includes each epoch's ``tune.report`` round trip (the trial waits there for the driver), so busy
+time is training plus reporting; the overhead left outside it is the per-trial and per-sweep cost.
+
+Usage:
+    python benchmarks/busy_fraction.py [--trials 24] [--epochs 10] [--reps 1] [--only wattsweep|plain-tune]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import io
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # why: runnable as a script from any directory
+
+from reports.rundir import read_run
+from search_spaces import SweepSpec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXED: dict[str, Any] = {
+    "model": "resnet",
+    "depth": 14,
+    "width": 16,
+    "optimizer": "adam",
+    "lr_decay": "cosine",
+    "batch_size": 64,
+    "prune_method": "unstructured",
+    "prune_every": 4,
+    "prune_ratio": 0.3,
+    "seed": 0,
+}
+LR_RANGE = (3e-4, 1e-2)
+
+
+@dataclass(frozen=True)
+class SweepTiming:
+    """One sweep's wall time and its trials' training time. Units: seconds."""
+
+    kind: str
+    trials: int
+    slots: int
+    wall_s: float
+    busy_s: float
+    report_s: float = 0.0  # part of wall_s spent building the report (wattsweep only)
+    first_start_s: float | None = None  # from the call to the first trial's start (wattsweep only)
+    after_last_s: float | None = None  # from the last trial's end to the call's return (wattsweep only)
+
+    @property
+    def busy_fraction(self) -> float:
+        return self.busy_s / (self.wall_s * self.slots)
+
+    @property
+    def busy_fraction_without_report(self) -> float:
+        return self.busy_s / ((self.wall_s - self.report_s) * self.slots)
+
+
+def busy_fraction_of_run(run_dir: Path, wall_s: float, slots: int) -> tuple[float, float]:
+    """``(busy_s, busy_fraction)`` of a finished wattsweep run directory, given the sweep's wall time."""
+    busy = sum(float(t.final.get("time_s", 0.0)) for t in read_run(run_dir).trials)
+    return busy, busy / (wall_s * slots)
+
+
+def sweep_spec(name: str, trials: int, epochs: int, seed: int) -> SweepSpec:
+    """The benchmark's sweep: the fixed config, the learning rate drawn at random, no early stopping."""
+    raw = {
+        "name": name,
+        "dataset": {"name": "digits"},
+        "fixed": {**FIXED, "epochs": epochs},
+        "space": {"lr": {"kind": "loguniform", "low": LR_RANGE[0], "high": LR_RANGE[1]}},
+        "sampler": {"kind": "random", "seed": seed},
+        "num_samples": trials,
+        "resources": {"cpu": 1, "gpu": 0},
+    }
+    return parse_spec(raw, source="benchmarks/busy_fraction.py")
+
+
+def _timed(store: list[float], fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            store.append(time.perf_counter() - t0)
+
+    return wrapper
+
+
+def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTiming:
+    """One wattsweep sweep through ``run_sweep``, timed from the call to its return."""
+    import reports
+    from orchestrator.sweep import run_sweep
+
+    name = f"busy_ws_{seed}"
+    report_times: list[float] = []
+    original = reports.build_report
+    reports.build_report = _timed(report_times, original)  # why: run_sweep imports it from `reports` at call time
+    try:
+        t_call = time.time()
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # why: one progress line per trial; the table says it all
+            run_sweep(sweep_spec(name, trials, epochs, seed), storage=storage)
+        wall = time.perf_counter() - t0
+        t_return = time.time()
+    finally:
+        reports.build_report = original
+    run = read_run(storage / name)
+    starts = [(storage / name / "trials" / t.trial_id / "config.json").stat().st_mtime for t in run.trials]
+    ends = [t.ended_at for t in run.trials if t.ended_at is not None]
+    busy, _ = busy_fraction_of_run(storage / name, wall, _slots())
+    return SweepTiming(
+        "wattsweep",
+        len(run.trials),
+        _slots(),
+        wall,
+        busy,
+        report_s=sum(report_times),
+        first_start_s=min(starts) - t_call if starts else None,
+        after_last_s=t_return - max(ends) if ends else None,
+    )
+
+
+def run_plain_tune(storage: Path, trials: int, epochs: int, seed: int) -> SweepTiming:
+    """The same trials through a plain ``tune.Tuner`` with Tune's defaults, timed from ``ray.init`` to shutdown."""
+    import ray
+    from ray import tune
+
+    from trainables.ray_trainable import tune_trainable
+
+    # why: workers must import this project (run_sweep does the same)
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    options = {"max_epochs": None, "num_threads": 1, "watts_per_core": None}
+    t0 = time.perf_counter()
+    # why address="local": a bare ray.init() joins any cluster already running on the machine
+    ray.init(
+        address="local", num_cpus=_slots(), include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
+    )
+    try:
+        tuner = tune.Tuner(
+            tune.with_parameters(tune_trainable, dataset={"name": "digits"}, options=options),
+            param_space={**FIXED, "epochs": epochs, "lr": tune.loguniform(*LR_RANGE)},
+            tune_config=tune.TuneConfig(num_samples=trials),
+            run_config=tune.RunConfig(name=f"busy_plain_{seed}", storage_path=str(storage), verbose=0),
+        )
+        results = tuner.fit()
+    finally:
+        ray.shutdown()
+    wall = time.perf_counter() - t0
+    busy = sum(float((results[i].metrics or {}).get("time_s", 0.0)) for i in range(len(results)))
+    return SweepTiming("plain-tune", len(results), _slots(), wall, busy)
+
+
+def _slots() -> int:
+    return os.cpu_count() or 1
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def print_table(rows: list[SweepTiming]) -> None:
+    print(
+        f"{'sweep':<11} {'trials':>6} {'slots':>5} {'wall s':>7} {'busy s':>7} {'idle core-s':>11} "
+        f"{'idle/trial s':>12} {'busy fraction':>13} {'w/o report':>10}"
+    )
+    for r in rows:
+        idle = r.wall_s * r.slots - r.busy_s
+        no_report = f"{r.busy_fraction_without_report:10.3f}" if r.report_s else f"{'-':>10}"
+        print(
+            f"{r.kind:<11} {r.trials:>6} {r.slots:>5} {r.wall_s:7.1f} {r.busy_s:7.1f} {idle:11.1f} "
+            f"{idle / max(r.trials, 1):12.2f} {r.busy_fraction:13.3f} {no_report}"
+        )
+    for r in rows:
+        if r.kind == "wattsweep" and r.first_start_s is not None and r.after_last_s is not None:
+            print(
+                f"  wattsweep: {r.first_start_s:.1f} s from the call to the first trial's start, "
+                f"{r.after_last_s:.1f} s from the last trial's end to the return (report {r.report_s:.1f} s)"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=10, help="epochs per trial (10: about 5 s on one busy core)")
+    ap.add_argument("--reps", type=int, default=1, help="repetitions of the pair, order alternating")
+    ap.add_argument("--only", choices=("wattsweep", "plain-tune"), default=None)
+    args = ap.parse_args(argv)
+    print(
+        f"busy_fraction: {args.trials} trials x {args.epochs} epochs (resnet depth {FIXED['depth']} width "
+        f"{FIXED['width']}, digits), {_slots()} slots of 1 CPU; {platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}; load average before: {_load()}",
+        flush=True,
+    )
+    kinds = ["wattsweep", "plain-tune"] if args.only is None else [args.only]
+    rows: list[SweepTiming] = []
+    with tempfile.TemporaryDirectory(prefix="busy_fraction_") as tmp:
+        for rep in range(args.reps):
+            for kind in kinds if rep % 2 == 0 else kinds[::-1]:
+                run = run_wattsweep if kind == "wattsweep" else run_plain_tune
+                rows.append(run(Path(tmp), args.trials, args.epochs, seed=rep))
+                print(
+                    f"  done: {kind} rep {rep}: busy fraction {rows[-1].busy_fraction:.3f} (load average {_load()})",
+                    flush=True,
+                )
+    print()
+    print_table(rows)
+    by_kind = {k: [r.busy_fraction for r in rows if r.kind == k] for k in kinds}
+    print()
+    print("  ".join(f"{k}: busy fraction {sum(v) / len(v):.3f} (mean of {len(v)})" for k, v in by_kind.items()))
+    print(f"load average after: {_load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

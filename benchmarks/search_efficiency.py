@@ -1,0 +1,425 @@
+"""Search efficiency on digits: hypervolume of the accuracy / energy front against the energy a sweep spends.
+
+Strategies, each with the same number of trials, over several sampler seeds, in one run:
+  random          random sampling, every trial runs its whole budget
+  nsga2           Optuna NSGA-II, every trial runs its whole budget
+  moasha-<s>      wattsweep's early stopping (MO-ASHA, grace period 1, reduction factor 3) with sampler <s>
+
+Per sweep, in the order trials ended: the hypervolume (accuracy max, energy_j min) of the front of COMPLETE trials
+against the cumulative energy of ALL trials (complete and stopped): energy is an estimate from process CPU time
+(``estimated-cpu``), i.e. what the sweep spent. Every hypervolume uses one fixed reference point taken from the
+stored reference front (``--build-reference``: a dense grid over the same space, run once): accuracy 0.5 and
+1.1 x the grid's largest energy; "% ref" is a hypervolume over the grid's own.
+
+Energy estimates depend on the machine's load (CPU time grows when cores are shared), so the reference grid and
+the sweeps are comparable only when run under similar load; the script prints the load average.
+
+Usage:
+    python benchmarks/search_efficiency.py --build-reference     # once: the grid, ~10 min on 2 cores
+    python benchmarks/search_efficiency.py                       # 3 seeds x 5 strategies x 24 trials, ~20 min
+    python benchmarks/search_efficiency.py --quick               # 1 seed x 16 trials, ~5 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import io
+import itertools
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # why: runnable as a script from any directory
+
+from reports.pareto import hypervolume, pareto_front_mask
+from reports.rundir import read_run
+from search_spaces import SweepSpec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = Path(__file__).with_name("reference_front_digits.json")
+DIRECTIONS = ("max", "min")  # accuracy, energy_j
+FIXED: dict[str, Any] = {
+    "model": "resnet",
+    "shortcut": True,
+    "init": "xavier",
+    "optimizer": "adam",
+    "lr_decay": "cosine",
+    "batch_size": 64,
+    "epochs": 9,
+    "prune_method": "unstructured",
+    "prune_every": 3,
+    "seed": 0,
+}
+SPACE: dict[str, Any] = {
+    "depth": {"kind": "choice", "values": [8, 14, 20]},
+    "width": {"kind": "choice", "values": [8, 16, 32]},
+    "lr": {"kind": "loguniform", "low": 3.0e-4, "high": 1.0e-2},
+    "prune_ratio": {"kind": "uniform", "low": 0.0, "high": 0.8},
+}
+MOASHA = {"kind": "moasha", "grace_period": 1, "reduction_factor": 3}
+STRATEGIES: dict[str, tuple[str, dict[str, Any] | str]] = {  # key -> (sampler kind, scheduler)
+    "random": ("random", "fifo"),
+    "nsga2": ("nsga2", "fifo"),
+    "moasha-nsga2": ("nsga2", MOASHA),
+    "moasha-tpe": ("tpe", MOASHA),
+    "moasha-random": ("random", MOASHA),
+}
+LEVELS = (0.90, 0.95)
+
+
+# --- the reference front ----------------------------------------------------------------------------------------
+def reference_point(max_grid_energy_j: float) -> list[float]:
+    """The fixed hypervolume reference point: accuracy 0.5, 1.1 x the grid's largest energy (J)."""
+    return [0.5, 1.1 * max_grid_energy_j]
+
+
+def grid_configs(n_lr: int, n_prune: int) -> list[dict[str, Any]]:
+    """Every depth x width, ``n_lr`` log-spaced learning rates and ``n_prune`` evenly spaced pruning ratios."""
+    lr, pr = SPACE["lr"], SPACE["prune_ratio"]
+    lrs = np.geomspace(lr["low"], lr["high"], n_lr).round(6).tolist()
+    prunes = np.linspace(pr["low"], pr["high"], n_prune).round(4).tolist()
+    axes = (SPACE["depth"]["values"], SPACE["width"]["values"], lrs, prunes)
+    return [
+        dict(zip(("depth", "width", "lr", "prune_ratio"), combo, strict=True)) for combo in itertools.product(*axes)
+    ]
+
+
+def build_reference(path: Path, n_lr: int, n_prune: int) -> None:
+    """Run the grid once (plain Tune, 1 CPU per trial, reused actors: the sweeps' trainable and worker set-up)."""
+    import ray
+    from ray import tune
+
+    from trainables.ray_trainable import tune_trainable
+
+    grid = grid_configs(n_lr, n_prune)
+    print(f"reference grid: {len(grid)} configurations x {FIXED['epochs']} epochs; load average {_load()}", flush=True)
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(ROOT), *_pythonpath()]))
+    # why: a checkpoint every epoch (as in the sweeps, so the energy compares) trips a warning meant for slow storage
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    options = {"max_epochs": None, "num_threads": 1, "watts_per_core": None}
+    space = {
+        **FIXED,
+        **{k: tune.grid_search(sorted({g[k] for g in grid})) for k in ("depth", "width", "lr", "prune_ratio")},
+    }
+    t0 = time.perf_counter()
+    ray.init(
+        address="local",
+        num_cpus=os.cpu_count(),
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="reference_grid_") as tmp:
+            tuner = tune.Tuner(
+                tune.with_resources(
+                    tune.with_parameters(tune_trainable, dataset={"name": "digits"}, options=options), {"cpu": 1}
+                ),
+                param_space=space,
+                tune_config=tune.TuneConfig(reuse_actors=True),
+                run_config=tune.RunConfig(
+                    storage_path=tmp, name="grid", verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=1)
+                ),
+            )
+            results = tuner.fit()
+            rows = [_grid_point(results[i].config or {}, results[i].metrics or {}) for i in range(len(results))]
+    finally:
+        ray.shutdown()
+    wall = time.perf_counter() - t0
+    points = [p for p in rows if p is not None]
+    if len(points) < len(rows):
+        print(f"left out {len(rows) - len(points)} grid configurations that did not finish (failed)")
+    values = np.array([[p["accuracy"], p["energy_j"]] for p in points])
+    ref = reference_point(float(values[:, 1].max()))
+    mask = pareto_front_mask(values, DIRECTIONS)
+    payload = {
+        "what": "final validation accuracy and estimated energy of every grid configuration (complete trials)",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "load_average_after": _load()},
+        "energy_source": points[0].get("energy_source") if points else None,
+        "fixed": FIXED,
+        "space": SPACE,
+        "grid": {"n_lr": n_lr, "n_prune": n_prune, "configurations": len(grid)},
+        "wall_s": round(wall, 1),
+        "reference_point": ref,
+        "hypervolume": hypervolume(values, DIRECTIONS, ref),
+        "front": [i for i, on in enumerate(mask) if on],
+        "points": points,
+    }
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    print(
+        f"wrote {path}: {len(points)} points, {int(mask.sum())} on the front, hypervolume "
+        f"{payload['hypervolume']:.3f} (reference point {ref[0]}, {ref[1]:.1f} J); {wall:.0f} s"
+    )
+
+
+def _grid_point(config: dict[str, Any], m: dict[str, Any]) -> dict[str, Any] | None:
+    if int(m.get("epoch", 0)) < FIXED["epochs"]:
+        return None  # why: a failed grid trial has no final value; it is left out (and counted in the log)
+    keys = ("accuracy", "test_accuracy", "energy_j", "time_s", "effective_flops", "energy_source")
+    return {**{k: config[k] for k in ("depth", "width", "lr", "prune_ratio")}, **{k: m.get(k) for k in keys}}
+
+
+def load_reference(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SystemExit(f"no reference front at {path}: run `python {Path(__file__).name} --build-reference` once")
+    return json.loads(path.read_text())
+
+
+# --- one sweep and its hypervolume trace ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepResult:
+    """One strategy x seed: the trace after each trial's end, and the sweep's cost. Units: J, s."""
+
+    strategy: str
+    seed: int
+    energy_cum_j: list[float]  # cumulative energy of all trials ended so far
+    hv: list[float]  # hypervolume of the complete trials ended so far
+    n_complete: int
+    n_stopped: int
+    wall_s: float
+    busy_fraction: float
+
+    def energy_to(self, target_hv: float) -> float | None:
+        """Cumulative energy when the hypervolume first reached ``target_hv`` (None: never)."""
+        return next((e for e, h in zip(self.energy_cum_j, self.hv, strict=True) if h >= target_hv), None)
+
+
+def spec_for(strategy: str, seed: int, n_trials: int) -> SweepSpec:
+    sampler, scheduler = STRATEGIES[strategy]
+    raw = {
+        "name": f"eff_{strategy}_{seed}",
+        "dataset": {"name": "digits"},
+        "fixed": FIXED,
+        "space": SPACE,
+        "sampler": {"kind": sampler, "seed": seed},
+        "scheduler": scheduler,
+        "num_samples": n_trials,
+        "resources": {"cpu": 1, "gpu": 0},
+    }
+    return parse_spec(raw, source="benchmarks/search_efficiency.py")
+
+
+def run_one(strategy: str, seed: int, n_trials: int, storage: Path, ref: list[float]) -> SweepResult:
+    """Run one sweep through ``run_sweep`` and read its trace back from the run directory."""
+    from orchestrator.sweep import run_sweep
+
+    spec = spec_for(strategy, seed, n_trials)
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # why: one progress line per trial; the table says it all
+        run_sweep(spec, storage=storage)
+    wall = time.perf_counter() - t0
+    return trace(strategy, seed, storage / spec.name, ref, wall)
+
+
+def trace(strategy: str, seed: int, run_dir: Path, ref: list[float], wall_s: float) -> SweepResult:
+    """Hypervolume of the complete trials vs cumulative energy of all trials, in the order trials ended."""
+    trials = [t for t in read_run(run_dir).trials if t.epochs]
+    trials.sort(key=lambda t: t.ended_at if t.ended_at is not None else math.inf)
+    hvs: list[float] = []
+    done: list[list[float]] = []
+    for t in trials:
+        if t.state == "complete":
+            done.append([float(t.final["accuracy"]), float(t.final["energy_j"])])
+        hvs.append(hypervolume(np.array(done), DIRECTIONS, ref) if done else 0.0)
+    busy = sum(float(t.final.get("time_s", 0.0)) for t in trials) / (wall_s * (os.cpu_count() or 1))
+    return SweepResult(
+        strategy,
+        seed,
+        list(itertools.accumulate(float(t.final.get("energy_j", 0.0)) for t in trials)),
+        hvs,
+        sum(t.state == "complete" for t in trials),
+        sum(t.state == "stopped" for t in trials),
+        wall_s,
+        busy,
+    )
+
+
+# --- summary ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Summary:
+    """One strategy over its seeds. Energies in J: means over the seeds that reached the level."""
+
+    strategy: str
+    n_seeds: int
+    final_pct: float  # mean final hypervolume, % of the reference front's
+    energy_to: dict[float, tuple[float | None, int]]  # level -> (mean energy to reach it, seeds that reached it)
+    total_j: float
+    wall_s: float
+    busy_fraction: float
+    n_complete: float
+    n_stopped: float
+
+
+def summarise(results: list[SweepResult], ref_hv: float, levels: tuple[float, ...]) -> Summary:
+    reached = {lv: [e for e in (r.energy_to(lv * ref_hv) for r in results) if e is not None] for lv in levels}
+    return Summary(
+        results[0].strategy,
+        len(results),
+        100 * statistics.mean(r.hv[-1] / ref_hv for r in results),
+        {lv: (statistics.mean(v) if v else None, len(v)) for lv, v in reached.items()},
+        statistics.mean(r.energy_cum_j[-1] for r in results),
+        statistics.mean(r.wall_s for r in results),
+        statistics.mean(r.busy_fraction for r in results),
+        statistics.mean(r.n_complete for r in results),
+        statistics.mean(r.n_stopped for r in results),
+    )
+
+
+def common_level(results: list[SweepResult], ref_hv: float) -> float:
+    """The highest level (whole per cent of the reference hypervolume) every sweep of every strategy reached."""
+    return math.floor(100 * min(r.hv[-1] / ref_hv for r in results)) / 100
+
+
+def _fmt_energy(value: tuple[float | None, int], n: int) -> str:
+    mean, k = value
+    if mean is None:
+        return "not reached"
+    return f"{mean:7.0f}" + ("" if k == n else f" ({k}/{n})")
+
+
+def print_tables(results: list[SweepResult], ref_hv: float, levels: tuple[float, ...]) -> dict[str, Summary]:
+    print(
+        f"{'strategy':<14} {'seed':>4} {'done':>4} {'stop':>4} {'HV % ref':>8} "
+        + " ".join(f"{'E to ' + format(lv, '.0%') + ' J':>11}" for lv in levels)
+        + f" {'spent J':>8} {'wall s':>6} {'busy':>5}"
+    )
+    for r in results:
+        reach = " ".join(f"{_fmt_energy((r.energy_to(lv * ref_hv), 1), 1):>11}" for lv in levels)
+        print(
+            f"{r.strategy:<14} {r.seed:>4} {r.n_complete:>4} {r.n_stopped:>4} {100 * r.hv[-1] / ref_hv:8.1f} "
+            f"{reach} {r.energy_cum_j[-1]:8.0f} {r.wall_s:6.0f} {r.busy_fraction:5.2f}"
+        )
+    summaries = {}
+    print()
+    print("mean over seeds (an energy is the mean over the seeds that reached the level; (k/n) when not all did):")
+    for key in dict.fromkeys(r.strategy for r in results):
+        s = summarise([r for r in results if r.strategy == key], ref_hv, levels)
+        summaries[key] = s
+        reach = " ".join(f"{_fmt_energy(s.energy_to[lv], s.n_seeds):>11}" for lv in levels)
+        print(
+            f"{key:<14} {'mean':>4} {s.n_complete:4.0f} {s.n_stopped:4.0f} {s.final_pct:8.1f} {reach} "
+            f"{s.total_j:8.0f} {s.wall_s:6.0f} {s.busy_fraction:5.2f}"
+        )
+    return summaries
+
+
+def _mean_energy_to(results: list[SweepResult], key: str, target_hv: float) -> float | None:
+    """Mean over the strategy's seeds of the energy to reach ``target_hv``; None unless every seed reached it."""
+    energies = [r.energy_to(target_hv) for r in results if r.strategy == key]
+    reached = [e for e in energies if e is not None]
+    return statistics.mean(reached) if reached and len(reached) == len(energies) else None
+
+
+def print_ratios(results: list[SweepResult], ref_hv: float) -> str | None:
+    """Energy to 95 % of the reference hypervolume (or a stated fallback level) of each strategy over random
+    search's, as a ratio of the means over seeds. Returns the best early-stopping strategy."""
+    keys = list(dict.fromkeys(r.strategy for r in results))
+    if "random" not in keys:
+        return None
+    level = 0.95
+    if any(_mean_energy_to(results, k, level * ref_hv) is None for k in keys):
+        level = common_level(results, ref_hv)
+        print(
+            f"\nnot every sweep reached 95 % of the reference hypervolume: the ratios below are at {level:.0%} "
+            "(fallback: the highest whole per cent that every sweep of every strategy reached)"
+        )
+    base = _mean_energy_to(results, "random", level * ref_hv)
+    ratios: dict[str, float] = {}
+    print()
+    for key in keys:
+        mean = _mean_energy_to(results, key, level * ref_hv)
+        if key == "random" or mean is None or not base:
+            continue
+        ratios[key] = mean / base
+        print(
+            f"energy to {level:.0%} of the reference HV, {key} / random: {ratios[key]:.3f} "
+            f"({mean:.0f} J / {base:.0f} J)"
+        )
+    early = {k: v for k, v in ratios.items() if k.startswith("moasha-")}
+    if not early:
+        return None
+    best = min(early, key=early.__getitem__)
+    note = "" if level == 0.95 else f"  (at {level:.0%} of the reference HV, not 95 %: see above)"
+    print(f"\nbest early-stopping strategy (c): {best} (sampler {STRATEGIES[best][0]} + MO-ASHA)")
+    print(f"energy ratio (c)/(a): {early[best]:.2f}{note}")
+    return best
+
+
+def _pythonpath() -> list[str]:
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build-reference", action="store_true", help="run the dense grid and store the front, then exit")
+    ap.add_argument("--grid-lr", type=int, default=5, help="learning rates on the grid (log-spaced)")
+    ap.add_argument("--grid-prune", type=int, default=5, help="pruning ratios on the grid (evenly spaced)")
+    ap.add_argument("--reference", type=Path, default=REFERENCE)
+    ap.add_argument("--trials", type=int, default=24, help="trials per sweep (every strategy the same)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
+    ap.add_argument("--quick", action="store_true", help="seed 0 only, 16 trials per sweep (~5 min)")
+    args = ap.parse_args(argv)
+    if args.build_reference:
+        build_reference(args.reference, args.grid_lr, args.grid_prune)
+        return 0
+    if args.quick:
+        args.seeds, args.trials = [0], 16
+    reference = load_reference(args.reference)
+    ref, ref_hv = reference["reference_point"], float(reference["hypervolume"])
+    print(
+        f"search_efficiency: digits, depth {SPACE['depth']['values']} x width {SPACE['width']['values']} x lr "
+        f"[3e-4, 1e-2] x prune_ratio [0, 0.8], {FIXED['epochs']} epochs (prune every {FIXED['prune_every']}); "
+        f"{args.trials} trials per sweep, seeds {args.seeds}; {os.cpu_count()} slots of 1 CPU"
+    )
+    print(
+        f"reference: {len(reference['points'])} grid points ({reference['created']}), front of "
+        f"{len(reference['front'])}, hypervolume {ref_hv:.3f} at reference point (accuracy {ref[0]}, "
+        f"{ref[1]:.1f} J); energy {reference['energy_source']} (process CPU time x 10 W/core: noisy on a shared "
+        f"machine); load average before: {_load()}",
+        flush=True,
+    )
+    results: list[SweepResult] = []
+    with tempfile.TemporaryDirectory(prefix="search_efficiency_") as tmp:
+        # why seed-major: each strategy meets the same drift in machine load
+        for seed in args.seeds:
+            for key in args.strategies:
+                results.append(run_one(key, seed, args.trials, Path(tmp), ref))
+                r = results[-1]
+                print(
+                    f"  done: {key} seed {seed}: HV {100 * r.hv[-1] / ref_hv:.1f} % of ref, "
+                    f"{r.energy_cum_j[-1]:.0f} J, {r.wall_s:.0f} s, busy {r.busy_fraction:.2f} "
+                    f"(load average {_load()})",
+                    flush=True,
+                )
+    print()
+    print_tables(results, ref_hv, LEVELS)
+    print_ratios(results, ref_hv)
+    print(f"load average after: {_load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    raise SystemExit(main())

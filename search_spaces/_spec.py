@@ -391,6 +391,9 @@ def _check_combinations(spec: SweepSpec) -> None:
 def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     """Read and validate a YAML spec file."""
     p = Path(path)
+    shipped = Path(__file__).parent / p.name
+    if not p.is_file() and p.parent == Path("search_spaces") and shipped.is_file():
+        p = shipped  # why: an installed wattsweep run outside the repo still finds its shipped specs
     if not p.is_file():
         raise SpecError("spec", str(p), "the path of an existing YAML spec file (see search_spaces/)")
     try:

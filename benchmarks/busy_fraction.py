@@ -15,7 +15,7 @@ trial, one slot per core) in the same process, one after the other (order altern
 time is training plus reporting; the overhead left outside it is the per-trial and per-sweep cost.
 
 Usage:
-    python benchmarks/busy_fraction.py [--trials 24] [--epochs 10] [--reps 1] [--only wattsweep|plain-tune]
+    python benchmarks/busy_fraction.py [--trials 24] [--epochs 11] [--reps 1] [--only wattsweep|plain-tune]
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def print_table(rows: list[SweepTiming]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=24)
-    ap.add_argument("--epochs", type=int, default=10, help="epochs per trial (10: about 5 s on one busy core)")
+    ap.add_argument("--epochs", type=int, default=11, help="epochs per trial (11: about 5 s with both cores busy)")
     ap.add_argument("--reps", type=int, default=1, help="repetitions of the pair, order alternating")
     ap.add_argument("--only", choices=("wattsweep", "plain-tune"), default=None)
     args = ap.parse_args(argv)

@@ -13,6 +13,7 @@ from reports.rundir import RunWriter, TrialState
 from trainables import metrics as M
 from trainables.config import TrialConfig
 
+ORPHANED = "orphaned: started just before the driver died, after Tune's last snapshot; never resumed"
 _KEEP = set(M.EPOCH_METRICS) | set(M.FINAL_METRICS) | set(M.RAY_METRICS)
 
 
@@ -38,14 +39,29 @@ class RunRecorder(Callback):
         self._source_seen = False
         self._loaded = False
 
-    def _ensure_loaded(self) -> None:
-        """Pick up what an earlier driver of this run wrote (resume), once."""
+    def _ensure_loaded(self, trials: list[Trial]) -> None:
+        """Pick up what an earlier driver of this run wrote (resume), once.
+
+        A trial recorded as running that Tune does not know (``trials``) was started just before the
+        earlier driver died, after Tune's last snapshot of the experiment: Tune will never end it, and
+        the searcher has already closed it (``HonestOptunaSearch.restore``), so it is recorded as failed.
+        """
         if self._loaded:
             return
         self._loaded = True
         from reports.rundir import read_run
 
+        known = {t.trial_id for t in trials}
         for t in read_run(self.writer.run_dir).trials:
+            if t.state == "running" and t.trial_id not in known:
+                t.state = "failed"
+                self.writer.set_state(
+                    t.trial_id,
+                    "failed",
+                    epochs_run=len(t.epochs),
+                    budget_epochs=t.budget_epochs or 0,
+                    error=ORPHANED,
+                )
             last = max((int(e.get(M.EPOCH, 0)) for e in t.epochs), default=0)
             self._last_epoch[t.trial_id] = last
             if t.budget_epochs:
@@ -57,7 +73,7 @@ class RunRecorder(Callback):
 
     # Tune hooks -----------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._ensure_loaded()
+        self._ensure_loaded(trials)
         budget = int(trial.config.get("epochs", 0))
         self._budget.setdefault(trial.trial_id, budget)
         # why: record every trial key (defaults included), so report columns are never blank
@@ -66,7 +82,7 @@ class RunRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
     ) -> None:
-        self._ensure_loaded()
+        self._ensure_loaded(trials)
         epoch = int(result.get(M.EPOCH, 0))
         tid = trial.trial_id
         if epoch <= self._last_epoch.get(tid, 0):
@@ -85,7 +101,7 @@ class RunRecorder(Callback):
             self._finished[tid] = result
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._ensure_loaded()
+        self._ensure_loaded(trials)
         tid = trial.trial_id
         epochs_run, budget = self._last_epoch.get(tid, 0), self._budget.get(tid, 0)
         state: TrialState = "complete" if budget and epochs_run >= budget else "stopped"
@@ -93,7 +109,7 @@ class RunRecorder(Callback):
         self._print_end(trial, state)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._ensure_loaded()
+        self._ensure_loaded(trials)
         tid = trial.trial_id
         error = _error_text(trial)
         self.writer.set_state(

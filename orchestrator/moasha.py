@@ -6,18 +6,25 @@ against every trial recorded at that rung on all objectives at once:
 1. non-dominated sorting (``reports.pareto.non_dominated_sort``), each objective
    with its own direction: front 0 first;
 2. within a front, NSGA-II crowding distance (larger first; the extremes of a
-   front are infinitely far, so the most accurate and the cheapest always lead);
+   front are infinitely far, so the most accurate and the cheapest always lead),
+   or (``tie_break="hypervolume"``) each point's exclusive hypervolume
+   contribution to its front (larger first; reference point 1.1 on every
+   normalised loss, so an extreme that is much worse on one objective adds little);
 3. remaining ties (duplicates) go to the trial recorded first.
 
-Crowding is computed on objectives min-max normalised over the rung's recorded
+Both tie breaks use objectives min-max normalised over the rung's recorded
 points, so joules and accuracy weigh the same. (Normalising cannot change the
 fronts: dominance is invariant under per-objective monotone rescaling.)
 
 The trial continues when it is in the top ``ceil(n / reduction_factor)`` of the
-``n`` trials recorded at the rung so far, and always while fewer than
-``reduction_factor`` are recorded. As in ASHA the decision is made once, on arrival,
-with the points known then. Energy objectives must be cumulative (``energy_j``):
-every trial at a rung has run the same epochs, so cumulative values compare.
+``n`` trials recorded at the rung so far. While fewer than ``reduction_factor`` are
+recorded there is nothing to judge against: by default the trial continues (ASHA's
+rule, decided once, on arrival); with ``defer=True`` it continues *for now* and is
+judged at its next reports, once the rung holds ``reduction_factor`` points, against
+all of them (why: on 2 slots the first trials at every rung otherwise always pass,
+so about 7 of 24 trials ran their whole budget where successive halving means 3).
+Energy objectives must be cumulative (``energy_j``): every trial at a rung has run
+the same epochs, so cumulative values compare.
 
 ``WeightedSumASHA`` is the same scheduler ranking by a weighted sum of the
 normalised objectives instead of by fronts.
@@ -31,89 +38,33 @@ import pickle
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from reports.pareto import as_minimisation, non_dominated_sort
+from orchestrator.moasha_ranking import (
+    TIE_BREAKS,
+    crowding_distance,
+    hypervolume_contribution,
+    normalised_loss,
+    rung_order,
+    survives,
+)
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
     from ray.tune.experiment import Trial
 
-__all__ = ["MOASHAScheduler", "WeightedSumASHA", "crowding_distance", "normalised_loss", "rung_order", "survives"]
+__all__ = [
+    "TIE_BREAKS",
+    "MOASHAScheduler",
+    "WeightedSumASHA",
+    "crowding_distance",
+    "hypervolume_contribution",
+    "normalised_loss",
+    "rung_order",
+    "survives",
+]
 
 logger = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.intp]
-
-
-# Ranking: pure functions over a rung's points ------------------------------------------------
-def normalised_loss(values: npt.ArrayLike, directions: Sequence[str]) -> FloatArray:
-    """Objectives as losses min-max scaled over the points: 0 = best seen, 1 = worst seen.
-
-    An objective that is constant over the points is 0 for all of them.
-    """
-    loss = as_minimisation(values, directions)
-    if len(loss) == 0:
-        return loss
-    best, span = loss.min(axis=0), np.ptp(loss, axis=0)
-    # why: a constant objective separates nothing; dividing by 1 keeps it at 0 instead of NaN
-    return np.asarray((loss - best) / np.where(span > 0, span, 1.0))
-
-
-def crowding_distance(loss: FloatArray, ranks: IntArray) -> FloatArray:
-    """NSGA-II crowding distance of every point within its own front (``ranks`` from non-dominated sorting).
-
-    ``loss`` should be normalised (see ``normalised_loss``). The extremes of a front, and every
-    point of a front with at most two distinct points, get ``inf``. Duplicates share one distance.
-    """
-    dist = np.zeros(len(loss))
-    for r in np.unique(ranks):
-        members = np.flatnonzero(ranks == r)
-        # why: computed over distinct points; NSGA-II on raw duplicates gives them arbitrary, different distances
-        uniq, inverse = np.unique(loss[members], axis=0, return_inverse=True)
-        d = np.zeros(len(uniq)) if len(uniq) > 2 else np.full(len(uniq), np.inf)
-        for j in range(uniq.shape[1] if len(uniq) > 2 else 0):
-            col = uniq[:, j]
-            if np.ptp(col) == 0:
-                continue  # why: an objective constant on the front has no extremes to protect
-            order = np.argsort(col, kind="stable")
-            d[order[[0, -1]]] = np.inf
-            d[order[1:-1]] += col[order[2:]] - col[order[:-2]]
-        dist[members] = d[inverse.reshape(-1)]
-    return dist
-
-
-def rung_order(values: npt.ArrayLike, directions: Sequence[str], *, weights: Sequence[float] | None = None) -> IntArray:
-    """Indices of the points, best first. Points must be in the order they were recorded.
-
-    Without ``weights``: by front, then crowding distance (larger first), then arrival.
-    With ``weights``: by the weighted sum of ``normalised_loss`` (smaller first), then arrival.
-    """
-    loss = normalised_loss(values, directions)
-    arrival = np.arange(len(loss))
-    if weights is not None:
-        return np.lexsort((arrival, loss @ np.asarray(weights, dtype=np.float64)))
-    ranks = non_dominated_sort(values, directions)
-    return np.lexsort((arrival, -crowding_distance(loss, ranks), ranks))
-
-
-def survives(
-    values: npt.ArrayLike,
-    directions: Sequence[str],
-    index: int,
-    reduction_factor: float,
-    *,
-    weights: Sequence[float] | None = None,
-) -> bool:
-    """Whether point ``index`` is in the top ``ceil(n / reduction_factor)`` (always, while n < reduction_factor)."""
-    n = len(as_minimisation(values, directions))
-    if n < reduction_factor:
-        return True  # why: too few points at the rung to judge anyone, as the brief and ASHA's spirit ask
-    keep = math.ceil(n / reduction_factor)
-    return bool(index in rung_order(values, directions, weights=weights)[:keep])
 
 
 # The scheduler ----------------------------------------------------------------------------------
@@ -127,6 +78,9 @@ class MOASHAScheduler(FIFOScheduler):
         grace_period: the first rung; no trial is stopped before it.
         reduction_factor: keep the top ``1 / reduction_factor`` at each rung.
         stop_last_trials: stop a trial once it reaches ``max_t`` (as Ray's ASHA does).
+        tie_break: ``"crowding"`` or ``"hypervolume"``: order within a front (module docstring).
+        defer: judge a trial that reaches a rung holding fewer than ``reduction_factor`` points at its
+            next reports, once the rung holds that many (default: it continues, as in ASHA).
 
     A trial reporting a non-finite objective at a rung is stopped (it cannot be ranked).
     Tune's ``metric``/``mode`` are not used: leave them unset in ``TuneConfig`` (the searcher owns them).
@@ -141,7 +95,11 @@ class MOASHAScheduler(FIFOScheduler):
         grace_period: int = 1,
         reduction_factor: float = 3,
         stop_last_trials: bool = True,
+        tie_break: str = "crowding",
+        defer: bool = False,
     ) -> None:
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"tie_break must be one of {TIE_BREAKS}, but got {tie_break=}.")
         if not objectives:
             raise ValueError(f"objectives must name at least one (metric, direction), but got {objectives=}.")
         for obj in objectives:
@@ -158,6 +116,9 @@ class MOASHAScheduler(FIFOScheduler):
         self._grace_period = grace_period
         self._reduction_factor = reduction_factor
         self._stop_last_trials = stop_last_trials
+        self._tie_break = tie_break
+        self._defer = defer
+        self._pending: dict[str, float] = {}  # trial_id -> the rung whose judgement waits for more points
         # why plain lists/dicts: Tune pickles the scheduler into its experiment state
         self._rungs: list[tuple[float, dict[str, list[float]]]] = []  # (milestone, trial_id -> objective vector)
         milestone: float = grace_period
@@ -206,7 +167,10 @@ class MOASHAScheduler(FIFOScheduler):
             action = TrialScheduler.STOP
         else:
             action = self._on_rung(trial.trial_id, result[self._time_attr], vector)
+            if action == TrialScheduler.CONTINUE:
+                action = self._judge_pending(trial.trial_id)
         if action == TrialScheduler.STOP:
+            self._pending.pop(trial.trial_id, None)
             self._num_stopped += 1
         return action
 
@@ -215,6 +179,7 @@ class MOASHAScheduler(FIFOScheduler):
         vector = self._vector(result) if result else None
         if vector is not None:
             self._on_rung(trial.trial_id, result[self._time_attr], vector)
+        self._pending.pop(trial.trial_id, None)  # why: an ended trial has nothing left to decide
 
     def _vector(self, result: dict[str, Any]) -> list[float] | None:
         missing = [k for k in (self._time_attr, *(m for m, _ in self._objectives)) if k not in result]
@@ -235,16 +200,36 @@ class MOASHAScheduler(FIFOScheduler):
                 logger.warning("MOASHAScheduler: trial %s has %s at rung %g; stopping", trial_id, vector, milestone)
                 return TrialScheduler.STOP  # why: NaN cannot be ranked, and a diverged trial is not worth its budget
             recorded[trial_id] = vector
-            points = list(recorded.values())
-            directions = [d for _, d in self._objectives]
-            keep = survives(points, directions, len(points) - 1, self._reduction_factor, weights=self._weights())
-            return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
+            self._pending.pop(trial_id, None)  # why: judged at a higher rung now; the lower one is behind it
+            if self._defer and len(recorded) < self._reduction_factor:
+                self._pending[trial_id] = milestone
+                return TrialScheduler.CONTINUE
+            return self._judge(recorded, trial_id)
         return TrialScheduler.CONTINUE
+
+    def _judge_pending(self, trial_id: str) -> str:
+        """Judge a deferred trial once its rung holds ``reduction_factor`` points (CONTINUE until then)."""
+        milestone = self._pending.get(trial_id)
+        if milestone is None:
+            return TrialScheduler.CONTINUE
+        recorded = next(rec for m, rec in self._rungs if m == milestone)
+        if len(recorded) < self._reduction_factor:
+            return TrialScheduler.CONTINUE
+        del self._pending[trial_id]
+        return self._judge(recorded, trial_id)
+
+    def _judge(self, recorded: dict[str, list[float]], trial_id: str) -> str:
+        points, directions = list(recorded.values()), [d for _, d in self._objectives]
+        index = list(recorded).index(trial_id)
+        keep = survives(
+            points, directions, index, self._reduction_factor, weights=self._weights(), tie_break=self._tie_break
+        )
+        return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
 
     def debug_string(self) -> str:
         """One line per rung: how many trials were recorded there."""
         rungs = " | ".join(f"{self._time_attr} {m:g}: {len(r)} recorded" for m, r in self._rungs)
-        return f"Using {type(self).__name__}: num_stopped={self._num_stopped}\n  {rungs}"
+        return f"Using {type(self).__name__}: num_stopped={self._num_stopped}, pending={len(self._pending)}\n  {rungs}"
 
     def save(self, checkpoint_path: str) -> None:
         """Pickle the scheduler's state to ``checkpoint_path`` (as Ray's ASHA does)."""
@@ -279,6 +264,7 @@ class WeightedSumASHA(MOASHAScheduler):
         grace_period: int = 1,
         reduction_factor: float = 3,
         stop_last_trials: bool = True,
+        defer: bool = False,
     ) -> None:
         w = [float(x) for x in weights]
         if len(w) != len(objectives) or any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
@@ -292,6 +278,7 @@ class WeightedSumASHA(MOASHAScheduler):
             grace_period=grace_period,
             reduction_factor=reduction_factor,
             stop_last_trials=stop_last_trials,
+            defer=defer,
         )
         self._weight_list = w
 

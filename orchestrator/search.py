@@ -136,7 +136,8 @@ def make_scheduler(spec: SweepSpec) -> Any:
         max_t=spec.budget_epochs(),
         grace_period=s.grace_period,
         reduction_factor=s.reduction_factor,
+        defer=s.defer,
     )
     if s.kind == "weighted_asha":
         return WeightedSumASHA(weights=list(s.weights or ()), **common)
-    return MOASHAScheduler(**common)
+    return MOASHAScheduler(tie_break=s.tie_break, **common)

@@ -30,6 +30,7 @@ from trainables.metrics import OBJECTIVE_METRICS
 PARAM_KINDS = ("choice", "uniform", "loguniform", "int")
 SAMPLERS = ("nsga2", "tpe", "random")
 SCHEDULERS = ("fifo", "moasha", "weighted_asha")
+TIE_BREAKS = ("crowding", "hypervolume")  # moasha's order within a front (orchestrator.moasha.TIE_BREAKS)
 TOP_KEYS = (
     "name",
     "description",
@@ -92,6 +93,8 @@ class SchedulerSpec:
     grace_period: int = 1  # epochs before the first rung
     reduction_factor: float = 3.0  # eta: keep the top 1/eta at each rung
     weights: tuple[float, ...] | None = None  # weighted_asha: one weight per objective (normalised objectives)
+    tie_break: str = "crowding"  # moasha: order within a front, "crowding" or "hypervolume" (contribution)
+    defer: bool = False  # judge a trial reaching a rung with < eta points once eta are there (not pass it)
 
 
 @dataclass(frozen=True)
@@ -350,7 +353,7 @@ def _parse_scheduler(raw: Any) -> SchedulerSpec:
     d = (
         {"kind": raw}
         if isinstance(raw, str)
-        else _mapping("scheduler", raw, ("kind", "grace_period", "reduction_factor", "weights"))
+        else _mapping("scheduler", raw, ("kind", "grace_period", "reduction_factor", "weights", "tie_break", "defer"))
     )
     kind = d.get("kind", "fifo")
     if kind not in SCHEDULERS:
@@ -362,7 +365,13 @@ def _parse_scheduler(raw: Any) -> SchedulerSpec:
         if not isinstance(weights, list) or not weights:
             raise SpecError("scheduler.weights", weights, "a list of numbers, one per objective")
         weights = tuple(_num("scheduler.weights", w, minimum=0.0) for w in weights)
-    return SchedulerSpec(kind, grace, eta, weights)
+    tie_break = d.get("tie_break", "crowding")
+    if tie_break not in TIE_BREAKS:
+        raise SpecError("scheduler.tie_break", tie_break, f"one of {list(TIE_BREAKS)}")
+    defer = d.get("defer", False)
+    if not isinstance(defer, bool):
+        raise SpecError("scheduler.defer", defer, "true or false")
+    return SchedulerSpec(kind, grace, eta, weights, tie_break, defer)
 
 
 def _check_combinations(spec: SweepSpec) -> None:

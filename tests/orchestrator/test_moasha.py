@@ -19,6 +19,7 @@ from orchestrator.moasha import (
     MOASHAScheduler,
     WeightedSumASHA,
     crowding_distance,
+    hypervolume_contribution,
     normalised_loss,
     rung_order,
     survives,
@@ -117,6 +118,35 @@ def test_weighted_sum_order() -> None:
     assert rung_order(SIX, DIRS, weights=[1, 0]).tolist() == [3, 0, 5, 1, 2, 4]  # accuracy alone
 
 
+def test_hypervolume_tie_break_worked_example() -> None:
+    # Normalised losses over SIX (accuracy (0.95 - acc) / 0.35, joules (J - 5) / 25), reference (1.1, 1.1).
+    # Front 0 sorted by accuracy loss: D (0, 1), A (1/7, 0.2), B (3/7, 0). Exclusive contributions:
+    #   D = (1/7 - 0) * (1.1 - 1.0)     = 0.0143  (most accurate, but the costliest: adds a sliver)
+    #   A = (3/7 - 1/7) * (1.0 - 0.2)   = 0.2286  (the knee)
+    #   B = (1.1 - 3/7) * (0.2 - 0)     = 0.1343  (the cheapest)
+    # Order: A, B, D, then F, C, E. Keep ceil(6 / 3) = 2: A and B survive; crowding kept B and D.
+    loss = normalised_loss(SIX, DIRS)
+    contrib = hypervolume_contribution(loss, non_dominated_sort(SIX, DIRS))
+    assert contrib[[3, 0, 1]] == pytest.approx([1 / 7 * 0.1, 2 / 7 * 0.8, (1.1 - 3 / 7) * 0.2])
+    assert rung_order(SIX, DIRS, tie_break="hypervolume").tolist() == [0, 1, 3, 5, 2, 4]
+    assert [survives(SIX, DIRS, i, 3, tie_break="hypervolume") for i in range(6)] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_hypervolume_contribution_of_duplicates_is_shared() -> None:
+    # X twice and Z: one distinct X, so both copies get X's contribution (not 0, as "HV without this copy" would)
+    pts = [(0.9, 10.0), (0.95, 20.0), (0.9, 10.0)]
+    contrib = hypervolume_contribution(normalised_loss(pts, DIRS), non_dominated_sort(pts, DIRS))
+    assert contrib[0] == contrib[2] > 0
+    assert rung_order(pts, DIRS, tie_break="hypervolume").tolist()[-1] == 2  # the later copy is last
+
+
 # why integers, power-of-two scales and integer shifts: the transformed points are exact in floating point,
 # so the test checks the ranking, not rounding (a shift of 1.0 can erase a 1e-68 difference).
 coord = st.integers(-1000, 1000).map(float)
@@ -184,6 +214,44 @@ def test_each_rung_ranks_only_its_own_points() -> None:
     assert s.on_trial_result(None, StubTrial("A"), result(3, 0.80, 40.0)) == STOP
     assert s.recorded(3) == {"D": [0.97, 90.0], "B": [0.85, 15.0], "A": [0.8, 40.0]}
     assert s.on_trial_result(None, StubTrial("D"), result(9, 0.98, 270.0)) == STOP  # max_t reached
+
+
+def test_deferred_early_arrivals_are_judged_once_the_rung_holds_eta() -> None:
+    s = make(max_t=9, defer=True)
+    # A and B arrive at rung 1 with 1 and 2 points there: not judged yet (ASHA would pass them for good)
+    assert s.on_trial_result(None, StubTrial("A"), result(1, *A)) == CONTINUE
+    assert s.on_trial_result(None, StubTrial("B"), result(1, *B)) == CONTINUE
+    # C makes 3 points: keep 1. A and B trade off (both extremes, inf): A, recorded first, leads -> C stops
+    assert s.on_trial_result(None, StubTrial("C"), result(1, *C)) == STOP
+    # at their next reports A and B are judged against A, B, C as recorded at rung 1: A 1st of 3, B 2nd
+    assert s.on_trial_result(None, StubTrial("A"), result(2, 0.1, 99.0)) == CONTINUE
+    assert s.on_trial_result(None, StubTrial("B"), result(2, 0.99, 1.0)) == STOP
+    # A's judgement is final: later epochs below the next rung are not judged again
+    assert s.on_trial_result(None, StubTrial("A"), result(2, 0.1, 99.0)) == CONTINUE
+    assert s.recorded(1) == {"A": list(A), "B": list(B), "C": list(C)}
+
+
+def test_a_deferred_trial_reaching_the_next_rung_is_judged_there_only() -> None:
+    s = make(max_t=9, defer=True)
+    assert s.on_trial_result(None, StubTrial("X"), result(1, 0.1, 100.0)) == CONTINUE  # rung 1: pending
+    assert s.on_trial_result(None, StubTrial("X"), result(3, 0.1, 300.0)) == CONTINUE  # rung 3: pending there
+    assert s.on_trial_result(None, StubTrial("Y"), result(1, 0.9, 1.0)) == CONTINUE
+    assert s.on_trial_result(None, StubTrial("Z"), result(1, 0.8, 2.0)) == STOP  # dominated by Y; keep 1
+    # rung 1 now holds 3 points and X is the worst there, but X is past it: only rung 3 (1 point) counts
+    assert s.on_trial_result(None, StubTrial("X"), result(4, 0.1, 400.0)) == CONTINUE
+    clone = pickle.loads(pickle.dumps(s))  # the pending judgement travels with Tune's experiment state
+    clone.on_trial_result(None, StubTrial("P"), result(3, 0.5, 30.0))
+    assert clone.on_trial_result(None, StubTrial("Q"), result(3, 0.6, 20.0)) == CONTINUE  # dominates X and P
+    assert clone.on_trial_result(None, StubTrial("X"), result(5, 0.1, 500.0)) == STOP  # X judged at rung 3
+
+
+def test_defer_without_enough_trials_lets_them_finish() -> None:
+    s = make(max_t=9, defer=True)
+    for epoch in range(1, 9):
+        assert s.on_trial_result(None, StubTrial("A"), result(epoch, 0.5, float(epoch))) == CONTINUE
+    assert s.on_trial_result(None, StubTrial("A"), result(9, 0.5, 9.0)) == STOP  # max_t, as without defer
+    s.on_trial_complete(None, StubTrial("A"), result(9, 0.5, 9.0))
+    assert "pending=0" in s.debug_string()
 
 
 def test_milestones_stay_below_max_t() -> None:
@@ -267,6 +335,7 @@ def test_weighted_sum_scheduler_keeps_the_knee() -> None:
         ({"grace_period": 0}, "grace_period"),
         ({"max_t": 1, "grace_period": 2}, "grace_period"),
         ({"reduction_factor": 1}, "reduction_factor"),
+        ({"tie_break": "knee"}, "tie_break"),
     ],
 )
 def test_bad_arguments_name_the_value(kw: dict[str, Any], match: str) -> None:

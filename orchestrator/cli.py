@@ -67,7 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="run name (default: <spec name>-<UTC timestamp>); also the Optuna study name")
     s.add_argument("--num-samples", type=_positive_int("--num-samples"), help="number of trials")
     s.add_argument("--max-epochs", type=_positive_int("--max-epochs"), help="cap each trial's epochs (smoke runs)")
-    s.add_argument("--storage", default="./runs", help="where runs are written (default: ./runs)")
+    s.add_argument(
+        "--storage",
+        default="./runs",
+        help="where runs are written: a directory, or s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, file:///PATH "
+        "(staged locally, mirrored there; Tune's checkpoints go there directly) (default: ./runs)",
+    )
     s.add_argument("--address", help="join an existing Ray cluster (e.g. auto); default: start a local one")
     s.add_argument("--seed", type=_nonneg_int, help="sampler seed (overrides the spec's)")
     s.add_argument(
@@ -78,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     r = sub.add_parser("report", help="(re)build the report of a run directory, finished or not")
-    r.add_argument("run_dir")
+    r.add_argument("run_dir", help="a run directory, or a run's URI (s3://BUCKET/PREFIX/NAME)")
 
     t = sub.add_parser("trial", help="run ONE configuration in-process (no Ray); last line: JSON metrics")
     t.add_argument("spec")
@@ -86,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-epochs", type=_positive_int("--max-epochs"))
 
     rs = sub.add_parser("resume", help="continue a sweep whose driver died, with its Optuna study intact")
-    rs.add_argument("run_dir")
+    rs.add_argument("run_dir", help="a run directory, or a run's URI (s3://BUCKET/PREFIX/NAME)")
     rs.add_argument("--address", help="join an existing Ray cluster; default: start a local one")
 
     v = sub.add_parser("validate", help="check a spec and say what is wrong")
@@ -129,10 +134,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         energy_budget=args.energy_budget,
     )
     _check_data(spec)
-    check_storage(Path(args.storage), spec.name)  # why: refuse before Ray starts
+    # why: a URI (s3://, gs://, file://) stays a string; Path() would fold its "//"
+    storage: Path | str = args.storage if "://" in args.storage else Path(args.storage)
+    check_storage(storage, spec.name)  # why: refuse before Ray starts (for a URI: a write probe)
     check_address(args.address)
-    report_dir = run_sweep(spec, storage=Path(args.storage), address=args.address)
-    print(f"report: {report_dir / 'index.html'}")
+    report_dir = run_sweep(spec, storage=storage, address=args.address)
+    if isinstance(storage, str):
+        print(f"report: {storage.rstrip('/')}/{spec.name}/report/index.html (local copy: {report_dir / 'index.html'})")
+    else:
+        print(f"report: {report_dir / 'index.html'}")
     return EXIT_OK
 
 
@@ -140,7 +150,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from orchestrator.sweep import check_address, resume_sweep
 
     check_address(args.address)
-    report_dir = resume_sweep(Path(args.run_dir), address=args.address)
+    report_dir = resume_sweep(args.run_dir if "://" in args.run_dir else Path(args.run_dir), address=args.address)
     print(f"report: {report_dir / 'index.html'}")
     return EXIT_OK
 
@@ -149,6 +159,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from reports import build_report
     from reports.rundir import NotARunError
 
+    if "://" in args.run_dir:
+        from orchestrator.storage import report_remote
+
+        print(f"report: {report_remote(args.run_dir)}")
+        return EXIT_OK
     try:
         out = build_report(Path(args.run_dir))
     except NotARunError as e:

@@ -25,8 +25,17 @@ class RunError(RuntimeError):
     """A sweep failed at run time (exit code 1)."""
 
 
-def check_storage(storage: Path, name: str) -> Path:
-    """The run directory, after checking it can be written and is not already a run. SpecError otherwise."""
+def check_storage(storage: Path | str, name: str) -> Path:
+    """The run directory, after checking it can be written and is not already a run. SpecError otherwise.
+
+    For remote storage (a URI: s3://, gs://, file://) it is the local staging directory of ``<storage>/<name>``,
+    after a write probe of the URI.
+    """
+    from orchestrator.storage import is_uri, new_run_target
+
+    if is_uri(storage):
+        return new_run_target(str(storage), name)[0]
+    storage = Path(storage)
     run_dir = storage / name
     if is_run_dir(run_dir):
         raise SpecError("--name", name, f"a name not used under {str(storage)!r} (pick another --name)")
@@ -148,14 +157,28 @@ def _init_ray_or_exit(address: str | None, writer: RunWriter | None) -> None:
         raise SpecError("--address", address, f"a reachable Ray cluster ({e})") from None
 
 
-def run_sweep(spec: SweepSpec, *, storage: Path, address: str | None = None) -> Path:
-    """Run the sweep; write <storage>/<name>/ and its report. Returns the report directory."""
-    run_dir = check_storage(storage, spec.name).resolve()
+def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = None) -> Path:
+    """Run the sweep; write <storage>/<name>/ and its report. Returns the (local) report directory.
+
+    ``storage`` may be a URI (s3://, gs://, file://): the run is staged locally and mirrored there.
+    """
+    from orchestrator.storage import Mirror, is_uri, new_run_target
+
+    mirror = None
+    if is_uri(storage):
+        run_dir, remote = new_run_target(str(storage), spec.name)
+        mirror = Mirror(run_dir, remote)
+    else:
+        run_dir = check_storage(Path(storage), spec.name).resolve()
     _init_ray_or_exit(address, None)  # why: an unreachable cluster must leave nothing behind
     writer = RunWriter(run_dir)
-    writer.write_manifest(manifest(spec, run_dir))
+    m = manifest(spec, run_dir)
+    if mirror is not None:
+        # why: resume downloads into this same directory, which Tune's pickled state (Optuna, recorder) names
+        m["storage"] = {"uri": mirror.remote.uri, "local_dir": str(run_dir)}
+    writer.write_manifest(m)
     try:
-        _fit(spec, run_dir, writer)
+        _fit(spec, run_dir, writer, mirror=mirror)
         writer.update_manifest(status="finished", finished_at=_now())
     except KeyboardInterrupt:
         writer.update_manifest(status="interrupted")
@@ -164,9 +187,23 @@ def run_sweep(spec: SweepSpec, *, storage: Path, address: str | None = None) -> 
         import ray
 
         ray.shutdown()
+        if mirror is not None:
+            mirror.push_or_warn()  # why: also when the sweep failed, the bucket shows how far it got
+    return _report(run_dir, mirror)
+
+
+def _report(run_dir: Path, mirror: Any = None) -> Path:
+    """Build the report; with remote storage, copy it (and the final records) up. RunError if that fails."""
     from reports import build_report
 
-    return build_report(run_dir)
+    out = build_report(run_dir)
+    if mirror is not None:
+        try:
+            mirror.push()
+        except OSError as e:
+            raise RunError(f"could not copy the run to {mirror.remote.uri} ({e}); it is complete in {run_dir}") from e
+        print(f"wattsweep: run stored at {mirror.remote.uri}", flush=True)
+    return out
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -198,12 +235,13 @@ def _trainable(spec: SweepSpec, resources: dict[str, float], idle_power_w: dict[
     )
 
 
-def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
+def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = None) -> None:
     from ray import tune
 
     from orchestrator.budget import EnergyBudget
     from orchestrator.recorder import RunRecorder
     from orchestrator.search import make_scheduler, make_search
+    from orchestrator.storage import MirrorCallback
 
     resources, slots = _trial_resources(spec)
     idle = _idle_baseline(spec)
@@ -237,8 +275,9 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
-            storage_path=str(run_dir),
-            callbacks=[recorder],
+            # why: on remote storage Tune writes checkpoints straight to <uri>/<name>/tune from every node
+            storage_path=mirror.remote.uri if mirror is not None else str(run_dir),
+            callbacks=[recorder] + ([MirrorCallback(mirror)] if mirror is not None else []),
             stop=budget,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -248,12 +287,15 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter) -> None:
     tuner.fit()
 
 
-def load_run_spec(run_dir: Path) -> SweepSpec:
-    """The spec a run was started with (CLI overrides applied), from its manifest. SpecError if not a run."""
+def load_run_spec(run_dir: Path, *, tune_remote: bool = False) -> SweepSpec:
+    """The spec a run was started with (CLI overrides applied), from its manifest. SpecError if not a run.
+
+    ``tune_remote``: Tune's directory is on remote storage (checked there), not under ``run_dir``.
+    """
     from reports.rundir import MANIFEST
     from search_spaces import parse_spec
 
-    if not is_run_dir(run_dir) or not (run_dir / TUNE_DIR / "tuner.pkl").is_file():
+    if not is_run_dir(run_dir) or not (tune_remote or (run_dir / TUNE_DIR / "tuner.pkl").is_file()):
         raise SpecError("RUN_DIR", str(run_dir), "a wattsweep run directory (with wattsweep.json and tune/tuner.pkl)")
     m = json.loads((run_dir / MANIFEST).read_text())
     spec = parse_spec(m["spec"], source=m.get("spec_path") or str(run_dir))
@@ -262,12 +304,23 @@ def load_run_spec(run_dir: Path) -> SweepSpec:
     )
 
 
-def resume_sweep(run_dir: Path, *, address: str | None = None) -> Path:
-    """Continue a sweep whose driver died: finished trials are kept, unfinished ones resume from checkpoints."""
+def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
+    """Continue a sweep whose driver died: finished trials are kept, unfinished ones resume from checkpoints.
+
+    ``run_dir`` may be the run's URI on remote storage (s3://BUCKET/PREFIX/NAME): it is downloaded first.
+    """
     from ray import tune
 
-    run_dir = run_dir.resolve()
-    spec = load_run_spec(run_dir)
+    from orchestrator.storage import fetch_run, is_uri
+
+    mirror = None
+    if is_uri(run_dir):
+        run_dir, mirror = fetch_run(str(run_dir))
+        tune_path = mirror.remote.child(TUNE_DIR).uri
+    else:
+        run_dir = Path(run_dir).resolve()
+        tune_path = str(run_dir / TUNE_DIR)
+    spec = load_run_spec(run_dir, tune_remote=mirror is not None)
     writer = RunWriter(run_dir)
     _init_ray_or_exit(address, writer)
     try:
@@ -276,7 +329,7 @@ def resume_sweep(run_dir: Path, *, address: str | None = None) -> Path:
         print(f"wattsweep: resuming {spec.name!r} from {run_dir}", flush=True)
         writer.update_manifest(status="running")
         tuner = tune.Tuner.restore(
-            str(run_dir / TUNE_DIR), _trainable(spec, resources, idle), resume_unfinished=True, resume_errored=False
+            tune_path, _trainable(spec, resources, idle), resume_unfinished=True, resume_errored=False
         )
         tuner.fit()
         writer.update_manifest(status="finished", finished_at=_now())
@@ -284,6 +337,6 @@ def resume_sweep(run_dir: Path, *, address: str | None = None) -> Path:
         import ray
 
         ray.shutdown()
-    from reports import build_report
-
-    return build_report(run_dir)
+        if mirror is not None:
+            mirror.push_or_warn()
+    return _report(run_dir, mirror)

@@ -1,0 +1,288 @@
+"""Remote result storage (``--storage s3://...``): the one adapter over ``pyarrow.fs``.
+
+A run on remote storage lives in two places:
+
+- ``<uri>/<name>/tune``: Ray Tune's experiment directory, written by Tune itself straight from every node
+  (checkpoints included). why: a trial retried on another node, or a sweep resumed by a new driver, finds
+  its checkpoints there.
+- ``<uri>/<name>/`` (the rest: manifest, trial records, optuna.db, report/): written by the driver in a local
+  staging directory and mirrored up. why: SQLite (the Optuna study) cannot live on an object store.
+
+pyarrow and cloud errors are turned into ``SpecError`` (bad ``--storage``, exit 2) here and nowhere else;
+every remote call runs with a time limit, since a missing network or credentials chain can hang for minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow
+import pyarrow.fs as pafs
+from ray.tune import Callback
+
+from reports.rundir import MANIFEST, TUNE_DIR, is_run_dir
+from search_spaces import SpecError
+
+SCHEMES = ("s3", "gs", "gcs", "file")
+ALLOWED = "a local directory, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or file:///ABSOLUTE/PATH"
+TIMEOUT_S = 60.0  # a remote call that takes longer is refused (no network, or no credentials)
+_T = TypeVar("_T")
+
+
+def is_uri(text: str | os.PathLike[str]) -> bool:
+    """True when ``text`` names remote storage (it has a scheme), False for a plain local path."""
+    return "://" in str(text)
+
+
+@dataclass(frozen=True)
+class RemoteDir:
+    """A directory on a pyarrow filesystem: ``uri`` as the user writes it, ``path`` as the filesystem does."""
+
+    uri: str
+    fs: pafs.FileSystem
+    path: str
+
+    def child(self, *parts: str) -> RemoteDir:
+        return RemoteDir("/".join([self.uri, *parts]), self.fs, "/".join([self.path, *parts]))
+
+
+def _bounded(fn: Callable[[], _T], field: str, value: str, allowed: str, timeout_s: float = TIMEOUT_S) -> _T:
+    """Run ``fn`` with a time limit; its pyarrow/cloud errors become a SpecError naming ``field``."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # why: re-raised below in the caller's thread
+            box["error"] = e
+
+    # why: a daemon thread, so a call stuck on a dead network cannot keep the process from exiting 2
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        raise SpecError(field, value, f"{allowed}, answering within {timeout_s:g} s (no network or credentials?)")
+    err = box.get("error")
+    if isinstance(err, SpecError):
+        raise err
+    if isinstance(err, (OSError, ValueError, pyarrow.ArrowException)):
+        raise SpecError(field, value, f"{allowed} ({_hint(str(err))}{str(err).strip()[:300]})") from None
+    if err is not None:
+        raise err
+    return box["value"]
+
+
+def _hint(message: str) -> str:
+    m = message.upper()
+    if "NO_SUCH_BUCKET" in m or ("NOT FOUND" in m and "BUCKET" in m):
+        return "the bucket does not exist: "
+    if any(k in m for k in ("ACCESS_DENIED", "INVALID_ACCESS_KEY", "SIGNATURE", "CREDENTIALS", "FORBIDDEN")):
+        return (
+            "credentials missing or refused; writing needs s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucket: "
+        )
+    return ""
+
+
+def parse_uri(text: str, *, field: str = "--storage") -> RemoteDir:
+    """The remote directory ``text`` names. SpecError for an unknown scheme or a URI pyarrow cannot open."""
+    scheme = text.split("://", 1)[0].lower()
+    if scheme not in SCHEMES:
+        raise SpecError(field, text, ALLOWED)
+
+    def resolve() -> RemoteDir:
+        fs, path = pafs.FileSystem.from_uri(text)
+        path = path.rstrip("/")
+        if scheme != "file" and not path:
+            raise SpecError(field, text, f"{ALLOWED} (a bucket is needed)")
+        return RemoteDir(text.rstrip("/"), fs, path)
+
+    return _bounded(resolve, field, text, ALLOWED)
+
+
+def _exists(d: RemoteDir, rel: str) -> bool:
+    return d.fs.get_file_info(f"{d.path}/{rel}").type == pafs.FileType.File
+
+
+def check_remote(storage: str, name: str) -> RemoteDir:
+    """The run's remote directory ``<storage>/<name>``, after a write probe (put and delete a small object).
+
+    SpecError naming --storage if it cannot be written, naming --name if a run of that name is already there.
+    """
+    root = parse_uri(storage)
+    run = root.child(name)
+
+    def probe() -> None:
+        if _exists(run, MANIFEST):
+            raise SpecError("--name", name, f"a name not used under {storage!r} (pick another --name)")
+        if root.fs.type_name == "local":
+            root.fs.create_dir(root.path, recursive=True)
+        key = f"{root.path}/.wattsweep-write-probe-{os.getpid()}"
+        with root.fs.open_output_stream(key) as f:
+            f.write(b"ok")
+        root.fs.delete_file(key)
+
+    _bounded(probe, "--storage", storage, f"{ALLOWED} that this user can write")
+    return run
+
+
+def staging_dir(remote: RemoteDir) -> Path:
+    """Where the driver keeps a remote run's files: ``$WATTSWEEP_CACHE`` (default ~/.cache/wattsweep)/runs/...
+
+    why: keyed by the run's URI, so two buckets with a run of the same name never share a directory.
+    """
+    root = Path(os.environ.get("WATTSWEEP_CACHE") or Path.home() / ".cache" / "wattsweep")
+    digest = hashlib.sha256(remote.uri.encode()).hexdigest()[:12]
+    return root / "runs" / f"{remote.uri.rsplit('/', 1)[-1]}-{digest}"
+
+
+def _skip(rel: str) -> bool:
+    # why: tune/ is Tune's own (written to the URI directly); *.tmp are half-written atomic writes
+    return rel == TUNE_DIR or rel.startswith(TUNE_DIR + "/") or rel.endswith(".tmp")
+
+
+class Mirror:
+    """Copies a local run directory's files (not tune/) to its remote directory; only what changed since."""
+
+    def __init__(self, local: Path, remote: RemoteDir) -> None:
+        self.local = local
+        self.remote = remote
+        self._sent: dict[str, tuple[int, int]] = {}  # relative path -> (mtime ns, size) last uploaded
+
+    def push(self, *, under: str = "") -> int:
+        """Upload new and changed files (only those under ``under``, if given). Returns how many.
+
+        OSError (pyarrow's) on failure.
+        """
+        n = 0
+        for p in sorted((self.local / under).rglob("*")):
+            rel = p.relative_to(self.local).as_posix()
+            if not p.is_file() or _skip(rel):
+                continue
+            st = p.stat()
+            sig = (st.st_mtime_ns, st.st_size)
+            if self._sent.get(rel) == sig:
+                continue
+            dest = f"{self.remote.path}/{rel}"
+            if self.remote.fs.type_name == "local":
+                self.remote.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+            with self.remote.fs.open_output_stream(dest) as f:
+                f.write(p.read_bytes())
+            self._sent[rel] = sig
+            n += 1
+        return n
+
+    def push_or_warn(self) -> None:
+        """push(), printing a warning instead of failing: the next push retries."""
+        try:
+            self.push()
+        except (OSError, pyarrow.ArrowException) as e:
+            print(f"wattsweep: warning: could not copy the run to {self.remote.uri}: {e}", file=sys.stderr, flush=True)
+
+
+class MirrorCallback(Callback):
+    """Mirrors the run directory up each time Tune snapshots its experiment state, and at the end.
+
+    why: Tune calls ``get_state`` just before it uploads its snapshot, so the records and the Optuna study
+    in the bucket are never older than the Tune state a resume restores (every copy is incremental).
+    """
+
+    def __init__(self, mirror: Mirror) -> None:
+        self.mirror = mirror
+
+    def get_state(self) -> dict[str, Any] | None:
+        self.mirror.push_or_warn()
+        return None  # why: nothing to restore; None keeps Tune from writing a callback-state file
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self.mirror.push_or_warn()
+
+
+def read_remote_manifest(run: RemoteDir, *, field: str = "RUN_DIR") -> dict[str, Any]:
+    """The manifest of a remote run. SpecError unless ``run`` holds wattsweep.json and tune/tuner.pkl."""
+    allowed = "a wattsweep run (with wattsweep.json and tune/tuner.pkl)"
+
+    def read() -> dict[str, Any]:
+        if not (_exists(run, MANIFEST) and _exists(run, f"{TUNE_DIR}/tuner.pkl")):
+            raise SpecError(field, run.uri, allowed)
+        with run.fs.open_input_stream(f"{run.path}/{MANIFEST}") as f:
+            return json.loads(f.read())
+
+    return _bounded(read, field, run.uri, allowed)
+
+
+def download(run: RemoteDir, local: Path, *, field: str = "RUN_DIR") -> None:
+    """Copy a remote run's files (not tune/) into ``local``. SpecError naming ``field`` on failure."""
+
+    def fetch() -> None:
+        infos = run.fs.get_file_info(pafs.FileSelector(run.path, recursive=True))
+        for info in infos:
+            rel = info.path[len(run.path) + 1 :]
+            if info.type != pafs.FileType.File or _skip(rel) or rel.startswith("."):
+                continue
+            dest = local / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with run.fs.open_input_stream(info.path) as f:
+                dest.write_bytes(f.read())
+
+    _bounded(fetch, field, run.uri, "a wattsweep run this user can read", timeout_s=10 * TIMEOUT_S)
+
+
+def new_run_target(storage: str, name: str) -> tuple[Path, RemoteDir]:
+    """(local staging directory, remote directory) of a new run on remote storage, both checked. SpecError."""
+    remote = check_remote(storage, name)
+    local = staging_dir(remote)
+    if is_run_dir(local):
+        raise SpecError("--name", name, f"a name whose staging directory {str(local)!r} is free (move that run away)")
+    return local, remote
+
+
+def fetch_run(uri: str) -> tuple[Path, Mirror]:
+    """(local directory, Mirror) of a run on remote storage, its files (not tune/) downloaded. SpecError.
+
+    The local directory is the one the sweep staged in (from the manifest). why: Tune's pickled state
+    (the recorder's and the Optuna study's paths) names it, so a resume must write there too.
+    """
+    remote = parse_uri(uri, field="RUN_DIR")
+    m = read_remote_manifest(remote)
+    local = Path((m.get("storage") or {}).get("local_dir") or staging_dir(remote))
+    if is_run_dir(local):
+        if json.loads((local / MANIFEST).read_text()).get("created_at") != m.get("created_at"):
+            raise SpecError("RUN_DIR", uri, f"a run whose staging directory {str(local)!r} is free (move it away)")
+        # why: the bucket is only ever written from this directory, so the local copy is at least as new
+        print(f"wattsweep: using the local copy of {uri} in {local}", flush=True)
+    else:
+        try:
+            local.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SpecError("RUN_DIR", uri, f"a run whose staging directory {str(local)!r} can be made ({e})") from None
+        download(remote, local)
+    return local, Mirror(local, remote)
+
+
+def report_remote(uri: str) -> str:
+    """Build the report of a run on remote storage and upload it to ``<uri>/report``. Returns its index URI.
+
+    The run's records are read from a temporary copy; only report/ is written back (a running driver
+    owns the rest). SpecError if ``uri`` is not a run.
+    """
+    import tempfile
+
+    from reports import build_report
+
+    remote = parse_uri(uri, field="RUN_DIR")
+    if not _bounded(lambda: _exists(remote, MANIFEST), "RUN_DIR", uri, "a wattsweep run"):
+        raise SpecError("RUN_DIR", uri, "a wattsweep run (with wattsweep.json)")
+    with tempfile.TemporaryDirectory(prefix="wattsweep-report-") as tmp:
+        local = Path(tmp) / remote.uri.rsplit("/", 1)[-1]
+        download(remote, local)
+        out = build_report(local)
+        _bounded(lambda: Mirror(local, remote).push(under=out.name), "RUN_DIR", uri, "a run this user can write")
+    return remote.child(out.name, "index.html").uri

@@ -18,11 +18,14 @@ fronts: dominance is invariant under per-objective monotone rescaling.)
 
 The trial continues when it is in the top ``ceil(n / reduction_factor)`` of the
 ``n`` trials recorded at the rung so far. While fewer than ``reduction_factor`` are
-recorded there is nothing to judge against: by default the trial continues (ASHA's
-rule, decided once, on arrival); with ``defer=True`` it continues *for now* and is
-judged at its next reports, once the rung holds ``reduction_factor`` points, against
-all of them (why: on 2 slots the first trials at every rung otherwise always pass,
-so about 7 of 24 trials ran their whole budget where successive halving means 3).
+recorded there is no top 1/eta: by default the trial continues (ASHA's rule, decided
+once, on arrival). With ``defer=True`` it continues only while no trial at the rung
+dominates it, and is judged again at each of its next reports until the rung holds
+``reduction_factor`` points (then the top-1/eta rule, once) or it reaches the next
+rung. Why: on 2 slots the first trials at every rung otherwise always pass (about 7
+of 24 trials ran their whole budget where successive halving means 3), and waiting
+for eta points without pausing would let them run on, since the eta-th point may
+arrive only after one of the two running trials ends.
 Energy objectives must be cumulative (``energy_j``): every trial at a rung has run
 the same epochs, so cumulative values compare.
 
@@ -44,6 +47,7 @@ from orchestrator.moasha_ranking import (
     TIE_BREAKS,
     crowding_distance,
     hypervolume_contribution,
+    non_dominated_sort,
     normalised_loss,
     rung_order,
     survives,
@@ -79,8 +83,8 @@ class MOASHAScheduler(FIFOScheduler):
         reduction_factor: keep the top ``1 / reduction_factor`` at each rung.
         stop_last_trials: stop a trial once it reaches ``max_t`` (as Ray's ASHA does).
         tie_break: ``"crowding"`` or ``"hypervolume"``: order within a front (module docstring).
-        defer: judge a trial that reaches a rung holding fewer than ``reduction_factor`` points at its
-            next reports, once the rung holds that many (default: it continues, as in ASHA).
+        defer: a trial reaching a rung that holds fewer than ``reduction_factor`` points goes on only while
+            no trial there dominates it, judged again at its next reports (default: it goes on, as in ASHA).
 
     A trial reporting a non-finite objective at a rung is stopped (it cannot be ranked).
     Tune's ``metric``/``mode`` are not used: leave them unset in ``TuneConfig`` (the searcher owns them).
@@ -200,27 +204,27 @@ class MOASHAScheduler(FIFOScheduler):
                 logger.warning("MOASHAScheduler: trial %s has %s at rung %g; stopping", trial_id, vector, milestone)
                 return TrialScheduler.STOP  # why: NaN cannot be ranked, and a diverged trial is not worth its budget
             recorded[trial_id] = vector
-            self._pending.pop(trial_id, None)  # why: judged at a higher rung now; the lower one is behind it
-            if self._defer and len(recorded) < self._reduction_factor:
-                self._pending[trial_id] = milestone
-                return TrialScheduler.CONTINUE
-            return self._judge(recorded, trial_id)
+            return self._judge(milestone, recorded, trial_id)
         return TrialScheduler.CONTINUE
 
     def _judge_pending(self, trial_id: str) -> str:
-        """Judge a deferred trial once its rung holds ``reduction_factor`` points (CONTINUE until then)."""
+        """Judge again a trial whose rung held fewer than ``reduction_factor`` points when it was last judged."""
         milestone = self._pending.get(trial_id)
         if milestone is None:
             return TrialScheduler.CONTINUE
         recorded = next(rec for m, rec in self._rungs if m == milestone)
-        if len(recorded) < self._reduction_factor:
-            return TrialScheduler.CONTINUE
-        del self._pending[trial_id]
-        return self._judge(recorded, trial_id)
+        return self._judge(milestone, recorded, trial_id)
 
-    def _judge(self, recorded: dict[str, list[float]], trial_id: str) -> str:
+    def _judge(self, milestone: float, recorded: dict[str, list[float]], trial_id: str) -> str:
         points, directions = list(recorded.values()), [d for _, d in self._objectives]
         index = list(recorded).index(trial_id)
+        if self._defer and len(points) < self._reduction_factor:
+            # why: too few points for a top 1/eta; stop only what a trial at this rung dominates, and judge
+            # again at the next report (on 2 slots the eta-th point may arrive only after this trial ends)
+            self._pending[trial_id] = milestone
+            dominated = non_dominated_sort(points, directions)[index] > 0
+            return TrialScheduler.STOP if dominated else TrialScheduler.CONTINUE
+        self._pending.pop(trial_id, None)
         keep = survives(
             points, directions, index, self._reduction_factor, weights=self._weights(), tie_break=self._tie_break
         )

@@ -20,6 +20,7 @@ __all__ = [
     "TIE_BREAKS",
     "crowding_distance",
     "hypervolume_contribution",
+    "non_dominated_sort",
     "normalised_loss",
     "rung_order",
     "survives",

@@ -218,7 +218,8 @@ def test_each_rung_ranks_only_its_own_points() -> None:
 
 def test_deferred_early_arrivals_are_judged_once_the_rung_holds_eta() -> None:
     s = make(max_t=9, defer=True)
-    # A and B arrive at rung 1 with 1 and 2 points there: not judged yet (ASHA would pass them for good)
+    # A and B arrive at rung 1 with 1 and 2 points there: no top 1/3 yet, and A and B trade off (neither
+    # dominates): both go on for now (ASHA would pass them for good)
     assert s.on_trial_result(None, StubTrial("A"), result(1, *A)) == CONTINUE
     assert s.on_trial_result(None, StubTrial("B"), result(1, *B)) == CONTINUE
     # C makes 3 points: keep 1. A and B trade off (both extremes, inf): A, recorded first, leads -> C stops
@@ -231,6 +232,18 @@ def test_deferred_early_arrivals_are_judged_once_the_rung_holds_eta() -> None:
     assert s.recorded(1) == {"A": list(A), "B": list(B), "C": list(C)}
 
 
+def test_deferred_trial_stops_when_a_later_arrival_dominates_it() -> None:
+    s = make(max_t=9, defer=True)
+    assert s.on_trial_result(None, StubTrial("X"), result(1, 0.5, 10.0)) == CONTINUE  # alone at rung 1
+    assert s.on_trial_result(None, StubTrial("Y"), result(1, 0.9, 5.0)) == CONTINUE  # dominates X; n = 2 < 3
+    assert s.on_trial_result(None, StubTrial("X"), result(2, 0.6, 20.0)) == STOP  # judged again: dominated
+    # without defer, X would have gone on to the next rung (n < 3 on arrival)
+    plain = make(max_t=9)
+    plain.on_trial_result(None, StubTrial("X"), result(1, 0.5, 10.0))
+    plain.on_trial_result(None, StubTrial("Y"), result(1, 0.9, 5.0))
+    assert plain.on_trial_result(None, StubTrial("X"), result(2, 0.6, 20.0)) == CONTINUE
+
+
 def test_a_deferred_trial_reaching_the_next_rung_is_judged_there_only() -> None:
     s = make(max_t=9, defer=True)
     assert s.on_trial_result(None, StubTrial("X"), result(1, 0.1, 100.0)) == CONTINUE  # rung 1: pending
@@ -240,9 +253,9 @@ def test_a_deferred_trial_reaching_the_next_rung_is_judged_there_only() -> None:
     # rung 1 now holds 3 points and X is the worst there, but X is past it: only rung 3 (1 point) counts
     assert s.on_trial_result(None, StubTrial("X"), result(4, 0.1, 400.0)) == CONTINUE
     clone = pickle.loads(pickle.dumps(s))  # the pending judgement travels with Tune's experiment state
-    clone.on_trial_result(None, StubTrial("P"), result(3, 0.5, 30.0))
-    assert clone.on_trial_result(None, StubTrial("Q"), result(3, 0.6, 20.0)) == CONTINUE  # dominates X and P
-    assert clone.on_trial_result(None, StubTrial("X"), result(5, 0.1, 500.0)) == STOP  # X judged at rung 3
+    # P (0.1, 200) trades off with X's (0.1, 300)? No: same accuracy, fewer joules -> P dominates X
+    assert clone.on_trial_result(None, StubTrial("P"), result(3, 0.1, 200.0)) == CONTINUE
+    assert clone.on_trial_result(None, StubTrial("X"), result(5, 0.1, 500.0)) == STOP  # judged at rung 3
 
 
 def test_defer_without_enough_trials_lets_them_finish() -> None:
@@ -388,3 +401,41 @@ def test_real_tune_run_stops_some_trials_early(tmp_path: Path) -> None:
     assert last[0.7] == 1  # 3rd arrival, dominated by the first two
     assert all(e in (1, 3, 9) for e in last.values())  # trials end at a rung or at max_t
     assert sum(e < 9 for e in last.values()) >= 3
+
+
+# From the spec ----------------------------------------------------------------------------------
+def _spec_scheduler(scheduler: Any) -> Any:
+    from search_spaces import parse_spec
+
+    raw = {
+        "name": "s",
+        "dataset": {"name": "digits"},
+        "fixed": {"model": "resnet", "depth": 8, "epochs": 9},
+        "space": {"lr": {"kind": "loguniform", "low": 1e-3, "high": 1e-2}},
+        "scheduler": scheduler,
+    }
+    return parse_spec(raw, source="test")
+
+
+def test_spec_scheduler_options_reach_the_scheduler() -> None:
+    from orchestrator.search import make_scheduler
+
+    spec = _spec_scheduler({"kind": "moasha", "defer": True, "tie_break": "hypervolume"})
+    s = make_scheduler(spec)
+    assert isinstance(s, MOASHAScheduler) and s.milestones == [1, 3]
+    # the worked example under hypervolume ties: with 6 points A and B survive, D (costliest) does not
+    assert s.on_trial_result(None, StubTrial("A"), result(1, *A)) == CONTINUE
+    assert s.on_trial_result(None, StubTrial("D"), result(1, *D)) == CONTINUE  # trades off with A; n = 2
+    assert s.on_trial_result(None, StubTrial("E"), result(1, *E)) == STOP  # n = 3: keep 1
+    assert make_scheduler(_spec_scheduler({"kind": "moasha"}))._defer is False  # ASHA's rule by default
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "field"),
+    [({"kind": "moasha", "tie_break": "knee"}, "scheduler.tie_break"), ({"kind": "moasha", "defer": "yes"}, "defer")],
+)
+def test_spec_rejects_bad_scheduler_options(scheduler: dict[str, Any], field: str) -> None:
+    from search_spaces import SpecError
+
+    with pytest.raises(SpecError, match=field):
+        _spec_scheduler(scheduler)

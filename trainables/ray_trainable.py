@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainables.config import DatasetConfig, TrialConfig
 from trainables.metrics import NODE_ID
+
+if TYPE_CHECKING:
+    from trainables.data import Splits  # why: a type only; importing it here would import torch in the driver
 
 CHECKPOINT_FILE = "trial_state.pt"
 # Fault injection for testing the sweep's failure handling: "key=value[,key=value]" makes every
@@ -28,8 +31,18 @@ def _failure_selected(config: Mapping[str, Any]) -> bool:
     return all(str(config.get(k.strip())) == v.strip() for k, _, v in pairs)
 
 
-def tune_trainable(config: dict[str, Any], *, dataset: Mapping[str, Any], options: Mapping[str, Any]) -> None:
-    """Ray Tune function trainable. ``config`` is the full trial config (searched + fixed keys)."""
+def tune_trainable(
+    config: dict[str, Any],
+    *,
+    dataset: Mapping[str, Any],
+    options: Mapping[str, Any],
+    splits: Splits | None = None,
+) -> None:
+    """Ray Tune function trainable. ``config`` is the full trial config (searched + fixed keys).
+
+    ``splits``: the dataset loaded once by the driver (passed through Ray's object store by
+    ``tune.with_parameters``); None loads ``dataset`` in this worker.
+    """
     import ray
     import torch
     from ray import tune  # why: only the Ray path needs Ray; `trial` runs without it
@@ -60,4 +73,4 @@ def tune_trainable(config: dict[str, Any], *, dataset: Mapping[str, Any], option
             torch.save(state, os.path.join(d, CHECKPOINT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
-    run_trial(cfg, ds, report=report, resume=resume, options=RunOptions(**options))
+    run_trial(cfg, ds, report=report, resume=resume, options=RunOptions(**options), splits=splits)

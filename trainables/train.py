@@ -157,8 +157,13 @@ def run_trial(
     report: ReportFn | None = None,
     resume: dict[str, Any] | None = None,
     options: RunOptions = RunOptions(),
+    splits: Splits | None = None,
 ) -> dict[str, Any]:
-    """Train one configuration; call report() after every epoch; return the last epoch's metrics."""
+    """Train one configuration; call report() after every epoch; return the last epoch's metrics.
+
+    ``splits``: the dataset already loaded (the sweep's driver loads it once and ships it to every
+    worker); None loads ``ds`` here, once per process.
+    """
     from trainables.flops import count_flops, effective_flops  # why: lazy, keeps worker imports light
     from trainables.pruning import Pruner, nonzero_params
 
@@ -171,7 +176,7 @@ def run_trial(
     run_cfg = cfg if epochs == cfg.epochs else TrialConfig(**{**cfg.to_dict(), "epochs": epochs})
 
     # data
-    data = _cached_splits(ds).to(device)
+    data = (splits if splits is not None else _cached_splits(ds)).to(device)
     example = data.x_train[:1]
 
     # network

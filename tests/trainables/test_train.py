@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -56,3 +57,25 @@ def test_resume_mid_pruning_matches_uninterrupted(method: str) -> None:
     assert resumed[M.PARAMS] == full[M.PARAMS]
     assert resumed[M.ACCURACY] == pytest.approx(full[M.ACCURACY], abs=1e-6)
     assert resumed[M.ENERGY_J] > states[1][M.ENERGY_J]  # cumulative across the interruption
+
+
+def test_given_splits_are_used_and_the_dataset_is_not_loaded_again() -> None:
+    # why: the sweep's driver loads the data once and ships it to every worker; a trial must train on
+    # exactly what it is given (here a CSV path that does not exist would fail if it were loaded)
+    from trainables.data import load_splits
+
+    splits = load_splits(DatasetConfig())
+    half = len(splits.x_test) // 2
+    given = dataclasses.replace(splits, x_test=splits.x_test[:half], y_test=splits.y_test[:half])
+    missing = DatasetConfig(name="csv", path="/nonexistent/wattsweep.csv", target="label")
+    results: list[dict[str, Any]] = []
+    final = run_trial(
+        TrialConfig(depth=8, width=8, epochs=1),
+        missing,
+        report=lambda m, s: results.append(m),
+        options=RunOptions(num_threads=1, checkpoint=False),
+        splits=given,
+    )
+    assert len(results) == 1
+    cm = final[M.CONFUSION_MATRIX]
+    assert sum(map(sum, cm)) == half  # the confusion matrix counts the given test rows, no others

@@ -106,8 +106,18 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        # why: "local" always starts a new cluster; None would join one found in RAY_ADDRESS
-        ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
+        # why: a local cluster we start and stop ourselves; Ray's usage-stats reporter (a dashboard process
+        # that phones home) is left out unless the user asked for it
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # why: "local" always starts a new cluster; None would join one found in RAY_ADDRESS.
+        # Prestarted workers are never used: Tune's trial actors carry a runtime env, so Ray starts
+        # their workers anew; prestarting one idle Python per core only takes CPU from the sweep's start
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count() or 1,
+            _system_config={"prestart_worker_first_driver": False},
+            **kwargs,
+        )
 
 
 def _trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int]:
@@ -170,6 +180,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         mirror = Mirror(run_dir, remote)
     else:
         run_dir = check_storage(Path(storage), spec.name).resolve()
+    prefetch = _Prefetch(spec)
     _init_ray_or_exit(address, None)  # why: an unreachable cluster must leave nothing behind
     writer = RunWriter(run_dir)
     m = manifest(spec, run_dir)
@@ -178,7 +189,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         m["storage"] = {"uri": mirror.remote.uri, "local_dir": str(run_dir)}
     writer.write_manifest(m)
     try:
-        _fit(spec, run_dir, writer, mirror=mirror)
+        _fit(spec, run_dir, writer, mirror=mirror, splits=prefetch.splits())
         writer.update_manifest(status="finished", finished_at=_now())
     except KeyboardInterrupt:
         writer.update_manifest(status="interrupted")
@@ -219,7 +230,47 @@ def _idle_baseline(spec: SweepSpec) -> dict[str, float]:
     return measure_idle_power(seconds=spec.energy.idle_baseline_s)
 
 
-def _trainable(spec: SweepSpec, resources: dict[str, float], idle_power_w: dict[str, float] | None = None) -> Any:
+class _Prefetch:
+    """What the driver does while Ray starts (``ray.init`` mostly waits on the processes it spawns).
+
+    It loads the dataset once, to be shipped to every trial through Ray's object store (why: each
+    worker loading it again cost ~1 s of imports per worker on a 2-core machine, and on a cluster the
+    worker nodes then need no dataset files), and imports the modules the sweep uses next.
+    """
+
+    def __init__(self, spec: SweepSpec) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="wattsweep-prefetch")
+        self._future = pool.submit(_load_and_import, spec.dataset.to_dict())
+        pool.shutdown(wait=False)  # why: the thread ends with its one task; nothing waits for it here
+
+    def splits(self) -> Any:
+        """The loaded ``trainables.data.Splits``; RunError if the dataset could not be loaded."""
+        from trainables.config import ConfigError
+
+        try:
+            return self._future.result()
+        except ConfigError as e:
+            raise RunError(f"could not load the dataset: {e}") from e
+
+
+def _load_and_import(dataset: dict[str, Any]) -> Any:
+    import importlib
+
+    from trainables.config import DatasetConfig
+    from trainables.data import load_splits
+
+    splits = load_splits(DatasetConfig.from_mapping(dataset))
+    # why: imported here, in parallel with ray.init, rather than after it
+    for module in ("optuna", "ray.tune", "orchestrator.search", "orchestrator.recorder", "orchestrator.moasha"):
+        importlib.import_module(module)
+    return splits
+
+
+def _trainable(
+    spec: SweepSpec, resources: dict[str, float], idle_power_w: dict[str, float] | None = None, splits: Any = None
+) -> Any:
     from ray import tune
 
     from trainables.ray_trainable import tune_trainable
@@ -231,11 +282,12 @@ def _trainable(spec: SweepSpec, resources: dict[str, float], idle_power_w: dict[
         "idle_power_w": idle_power_w or None,
     }
     return tune.with_resources(
-        tune.with_parameters(tune_trainable, dataset=spec.dataset.to_dict(), options=options), resources
+        tune.with_parameters(tune_trainable, dataset=spec.dataset.to_dict(), options=options, splits=splits),
+        resources,
     )
 
 
-def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = None) -> None:
+def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = None, splits: Any = None) -> None:
     from ray import tune
 
     from orchestrator.budget import EnergyBudget
@@ -261,7 +313,7 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = Non
         budget = EnergyBudget(spec.energy.budget_j, getattr(scheduler, "milestones", ()))
         search.budget = budget
     tuner = tune.Tuner(
-        _trainable(spec, resources, idle),
+        _trainable(spec, resources, idle, splits),
         tune_config=tune.TuneConfig(
             search_alg=search,
             scheduler=scheduler,
@@ -322,6 +374,7 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
         tune_path = str(run_dir / TUNE_DIR)
     spec = load_run_spec(run_dir, tune_remote=mirror is not None)
     writer = RunWriter(run_dir)
+    prefetch = _Prefetch(spec)
     _init_ray_or_exit(address, writer)
     try:
         resources, _ = _trial_resources(spec)
@@ -329,7 +382,10 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
         print(f"wattsweep: resuming {spec.name!r} from {run_dir}", flush=True)
         writer.update_manifest(status="running")
         tuner = tune.Tuner.restore(
-            tune_path, _trainable(spec, resources, idle), resume_unfinished=True, resume_errored=False
+            tune_path,
+            _trainable(spec, resources, idle, prefetch.splits()),
+            resume_unfinished=True,
+            resume_errored=False,
         )
         tuner.fit()
         writer.update_manifest(status="finished", finished_at=_now())

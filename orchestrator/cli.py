@@ -150,8 +150,12 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from orchestrator.sweep import check_address, resume_sweep
 
     check_address(args.address)
-    report_dir = resume_sweep(args.run_dir if "://" in args.run_dir else Path(args.run_dir), address=args.address)
-    print(f"report: {report_dir / 'index.html'}")
+    if "://" in args.run_dir:
+        report_dir = resume_sweep(args.run_dir, address=args.address)
+        print(f"report: {args.run_dir.rstrip('/')}/report/index.html (local copy: {report_dir / 'index.html'})")
+    else:
+        report_dir = resume_sweep(Path(args.run_dir), address=args.address)
+        print(f"report: {report_dir / 'index.html'}")
     return EXIT_OK
 
 

@@ -3,9 +3,11 @@
 Trains the default ResNet (depth 8, width 16, adam, lr 1e-3, cosine, batch 64)
 for EPOCHS epochs on the CPU with one thread, unpruned and with prune_ratio 0.5
 structured (prune_every 5, cubic), through the real training loop
-(``trainables.train.run_trial``). Prints test accuracy and effective FLOPs per
-run, their means, the accuracy gap and the FLOPs reduction, and whether the
-targets hold (gap <= 1.5 points, effective FLOPs >= 40% lower).
+(``trainables.train.run_trial``: batch norms recalibrated and Adam's state carried
+over to the surviving weights after each step). Prints test accuracy and effective
+FLOPs per run, the validation accuracy right after each pruning step, their means,
+the accuracy gap and the FLOPs reduction, and whether the targets hold (gap <= 1.5
+points, effective FLOPs >= 40% lower).
 
     python benchmarks/pruning_check.py [--epochs 20] [--seeds 0 1 2]
 """
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # why: runnable as
 import torch
 
 from trainables.config import DatasetConfig, TrialConfig
+from trainables.pruning import pruning_epochs
 from trainables.train import RunOptions, run_trial
 
 MAX_GAP_POINTS = 1.5
@@ -45,13 +48,21 @@ def main() -> int:
     for name, extra in variants.items():
         for seed in args.seeds:
             cfg = TrialConfig(epochs=args.epochs, seed=seed, device="cpu", **extra)  # type: ignore[arg-type]
+            val: dict[int, float] = {}
             t0 = time.perf_counter()
-            out = run_trial(cfg, ds, options=RunOptions(num_threads=1, checkpoint=False))
+            out = run_trial(
+                cfg,
+                ds,
+                report=lambda m, _state, val=val: val.__setitem__(m["epoch"], m["accuracy"]),  # type: ignore[misc]
+                options=RunOptions(num_threads=1, checkpoint=False),
+            )
             acc, flops = float(out["test_accuracy"]), int(out["effective_flops"])
             results[name].append((acc, flops))
+            after = " / ".join(f"{100 * val[e]:.0f}" for e in pruning_epochs(cfg))
             print(
                 f"{name:15s} seed {seed}: test accuracy {100 * acc:6.2f} %  effective FLOPs {flops:>9,d}  "
                 f"params {out['params']:>6,d}  ({time.perf_counter() - t0:.1f} s)"
+                + (f"  val acc after pruning steps {after} %" if after else "")
             )
     mean = {name: (statistics.mean(a for a, _ in r), statistics.mean(f for _, f in r)) for name, r in results.items()}
     (acc_u, flops_u), (acc_p, flops_p) = mean["unpruned"], mean["structured-0.5"]

@@ -50,6 +50,7 @@ class TrialConfig:
     prune_method: str = "unstructured"
     prune_every: int = 5  # epochs between pruning steps (the seed prunes every 5)
     prune_schedule: str = "cubic"  # Zhu & Gupta (2017) cubic ramp, or linear
+    bn_recalibrate: bool = True  # re-estimate batch-norm statistics on training data after each pruning step
     seed: int = 0
     device: str = "auto"  # auto: cuda when the trial sees a GPU
 
@@ -109,7 +110,7 @@ def check_value(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < _INT_MIN[key]:
             raise ConfigError(key, value, f"an integer >= {_INT_MIN[key]}")
         return value
-    if key == "shortcut":
+    if key in ("shortcut", "bn_recalibrate"):
         if not isinstance(value, bool):
             raise ConfigError(key, value, "true or false")
         return value

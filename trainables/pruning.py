@@ -30,6 +30,7 @@ from torch.nn.utils import prune
 
 from trainables.config import TrialConfig
 from trainables.flops import effective_weight
+from trainables.pruning_recovery import OptimizerCarry, recalibrate_batchnorm
 
 __all__ = [
     "Pruner",
@@ -156,11 +157,15 @@ class Pruner:
     device (``example`` is moved to it); channels-last models stay channels-last.
     """
 
-    def __init__(self, model: nn.Module, cfg: TrialConfig, example: torch.Tensor) -> None:
+    def __init__(
+        self, model: nn.Module, cfg: TrialConfig, example: torch.Tensor, *, calibration: torch.Tensor | None = None
+    ) -> None:
         self.cfg = cfg
         self.epochs = pruning_epochs(cfg)
         self.dense_weights = prunable_weights(model)  # for sparsity(model, pruner.dense_weights)
         self.steps_done = 0
+        # why: training samples to re-estimate batch-norm statistics on after each step (cfg.bn_recalibrate)
+        self._calibration = calibration if cfg.bn_recalibrate else None
         self._tp: Any = None
         if cfg.prune_ratio > 0.0 and cfg.prune_method == "structured":
             self._tp = self._build_structured(model, example)
@@ -186,16 +191,23 @@ class Pruner:
         finally:
             model.train(was_training)
 
-    def step(self, model: nn.Module, epoch: int) -> tuple[nn.Module, bool]:
+    def step(
+        self, model: nn.Module, epoch: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> tuple[nn.Module, bool]:
         """Call after each finished epoch (1-based); prunes when the schedule says so.
 
         Returns ``(model, structure_changed)``. ``structure_changed`` is True after
-        a structured step: parameters were replaced by smaller ones and the
-        optimizer (and its LR scheduler) must be rebuilt. Unstructured steps keep
-        the parameter objects (``weight`` becomes ``weight_orig`` plus a mask
-        buffer), so the optimizer stays valid and False is returned. Steps missed
-        are applied at once; so resuming from a checkpoint taken after epoch e is
-        ``step(fresh_dense_model, e)`` then ``load_state_dict``.
+        a structured step: parameters were replaced by smaller ones, so FLOPs must
+        be recounted, and an optimizer not passed here must be rebuilt. One passed
+        as ``optimizer`` is updated in place: it then holds the new parameters, each
+        with the state (Adam moments, step count) of the weights that survived.
+        Unstructured steps keep the parameter objects (``weight`` becomes
+        ``weight_orig`` plus a mask buffer), so the optimizer stays valid and False
+        is returned. After any step, with ``cfg.bn_recalibrate`` and ``calibration``
+        given, batch-norm running statistics are re-estimated on ``calibration``.
+        Steps missed are applied at once; so resuming from a checkpoint taken after
+        epoch e is ``step(fresh_dense_model, e, fresh_optimizer)`` then both
+        ``load_state_dict``.
         """
         due = sum(1 for e in self.epochs if e <= epoch)
         if due <= self.steps_done:
@@ -205,20 +217,32 @@ class Pruner:
             # why: global_unstructured flattens weights and masks with view(-1), which channels-last refuses
             model.to(memory_format=torch.contiguous_format)
         if self._tp is not None:
-            before = [id(p) for p in model.parameters()]
-            while self._tp.current_step < due:
-                self._tp.step()
-            # why: a step whose ratio rounds to the channel counts already there replaces nothing
-            changed = [id(p) for p in model.parameters()] != before
+            changed = pruned = self._step_structured(model, due, optimizer)
         else:
-            self._prune_unstructured(model, target_sparsity(epoch, self.cfg))
-            changed = False
+            pruned, changed = self._prune_unstructured(model, target_sparsity(epoch, self.cfg)), False
         self.steps_done = due
         if channels_last:
             model.to(memory_format=torch.channels_last)  # why: .to keeps the Parameter objects the optimizer holds
+        if pruned and self._calibration is not None:
+            recalibrate_batchnorm(model, self._calibration, batch_size=self.cfg.batch_size)
         return model, changed
 
-    def _prune_unstructured(self, model: nn.Module, target: float) -> None:
+    def _step_structured(self, model: nn.Module, due: int, optimizer: torch.optim.Optimizer | None) -> bool:
+        before = [id(p) for p in model.parameters()]
+        carry = OptimizerCarry()
+        if optimizer is not None:
+            carry.take(model, optimizer)
+        while self._tp.current_step < due:
+            for group in self._tp.step(interactive=True):
+                carry.slice(group)  # why: before the group's channels are gone, their indices still apply
+                group.prune()
+        if optimizer is not None:
+            carry.apply(optimizer)
+        # why: a step whose ratio rounds to the channel counts already there replaces nothing
+        return [id(p) for p in model.parameters()] != before
+
+    def _prune_unstructured(self, model: nn.Module, target: float) -> bool:
+        """Prune to ``target`` sparsity; True when weights were pruned."""
         layers = prunable_layers(model)
         total = sum(effective_weight(m).numel() for m in layers)
         masks = [m.get_buffer("weight_mask") for m in layers if hasattr(m, "weight_mask")]
@@ -226,7 +250,7 @@ class Pruner:
         # why: an int amount is a count of weights still unpruned; global_unstructured ranks only those
         amount = round(target * total) - pruned
         if amount <= 0:
-            return
+            return False
         prune.global_unstructured(
             [(m, "weight") for m in layers],
             pruning_method=prune.L1Unstructured,
@@ -234,6 +258,7 @@ class Pruner:
             importance_scores={(m, "weight"): effective_weight(m).abs() for m in layers},
             amount=amount,
         )
+        return True
 
     def sparsity(self, model: nn.Module) -> float:
         """``sparsity(model, self.dense_weights)``: zeroed and removed prunable weights over the dense count."""

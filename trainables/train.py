@@ -183,7 +183,7 @@ def run_trial(
     model = build_model(run_cfg, data.input_shape, data.num_classes).to(device)
     if device.type == "cuda" and data.kind == "image":
         model = model.to(memory_format=torch.channels_last)  # why: faster convs with bf16 on tensor cores
-    pruner = Pruner(model, run_cfg, example)
+    pruner = Pruner(model, run_cfg, example, calibration=data.x_train)
     opt = _make_optimizer(run_cfg, model)
     counted = count_flops(model, example)  # why: valid until a structural pruning step changes the shapes
     dense_flops = counted[0]
@@ -193,9 +193,9 @@ def run_trial(
         # why: replay the pruning the first run did, so the structure (and the optimizer's parameter
         # order) matches the checkpoint, then load its weights and optimizer state
         start_epoch = int(resume["epoch"])
-        model, changed = pruner.step(model, start_epoch)
+        model, changed = pruner.step(model, start_epoch, opt)  # why: opt follows the new parameters
         if changed:
-            opt, counted = _make_optimizer(run_cfg, model), count_flops(model, example)
+            counted = count_flops(model, example)
         model.load_state_dict(resume["model_state"])
         opt.load_state_dict(resume["optimizer"])
         energy0, dyn0, time0 = resume["energy_j"], resume["dynamic_energy_j"], resume["time_s"]
@@ -211,9 +211,11 @@ def run_trial(
         for group in opt.param_groups:
             group["lr"] = run_cfg.lr * lr_at(epoch - 1)
         loss = train_epoch(model, opt, data.x_train, data.y_train, run_cfg.batch_size, gen)
-        model, changed = pruner.step(model, epoch)
+        # why: the pruner carries the optimizer's state over to the surviving weights and re-estimates
+        # batch-norm statistics; both are part of the trial's work, inside the meter's window
+        model, changed = pruner.step(model, epoch, opt)
         if changed:
-            opt, counted = _make_optimizer(run_cfg, model), count_flops(model, example)
+            counted = count_flops(model, example)
         last = epoch == epochs
         if last:
             model = pruner.finalize(model)

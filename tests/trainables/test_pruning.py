@@ -22,6 +22,7 @@ from trainables.pruning import (
     sparsity,
     target_sparsity,
 )
+from trainables.pruning_recovery import recalibrate_batchnorm
 
 # --- schedule ------------------------------------------------------------------------
 
@@ -169,10 +170,12 @@ def test_unstructured_works_on_channels_last_models() -> None:
     assert model.blocks[0].conv1.weight_orig.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize("carry", [True, False], ids=["optimizer-carried", "optimizer-rebuilt"])
 @pytest.mark.parametrize("method", ["structured", "unstructured"])
-def test_resume_replays_the_steps_then_loads_model_and_optimizer(method: str) -> None:
+def test_resume_replays_the_steps_then_loads_model_and_optimizer(method: str, carry: bool) -> None:
     """Resuming after epoch e: dense model, optimizer, pruner; step(model, e) replays the structure
-    (rebuilding the optimizer when it says so, as the original run did); then both state dicts load."""
+    (the pruner carrying the optimizer over, or the caller rebuilding it when told, as the original
+    run did); then both state dicts load."""
     cfg = TrialConfig(epochs=8, prune_every=2, prune_ratio=0.5, prune_method=method)  # steps after 2, 4, 6
     data = digits()
     x, y = data.x_train[:64], data.y_train[:64]
@@ -188,29 +191,27 @@ def test_resume_replays_the_steps_then_loads_model_and_optimizer(method: str) ->
         model = build_model(cfg, data.input_shape, data.num_classes)
         return model, torch.optim.Adam(model.parameters(), lr=1e-3), Pruner(model, cfg, data.x_train[:1])
 
+    def prune(m: nn.Module, o: torch.optim.Optimizer, p: Pruner, epoch: int) -> tuple[nn.Module, torch.optim.Optimizer]:
+        m, changed = p.step(m, epoch, o if carry else None)
+        return m, (torch.optim.Adam(m.parameters(), lr=1e-3) if changed and not carry else o)
+
     model, opt, pruner = start()
     for epoch in range(1, 5):
         adam_step(model, opt)
-        model, changed = pruner.step(model, epoch)
-        if changed:
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model, opt = prune(model, opt, pruner, epoch)
         adam_step(model, opt)  # why: the optimizer has state for every parameter at the checkpoint
     # why: a checkpoint is a copy; optimizer.load_state_dict would otherwise share the live Adam moment tensors
     saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
 
     resumed, ropt, rpruner = start()
-    resumed, changed = rpruner.step(resumed, 4)
-    if changed:
-        ropt = torch.optim.Adam(resumed.parameters(), lr=1e-3)
+    resumed, ropt = prune(resumed, ropt, rpruner, 4)
     resumed.load_state_dict(saved_model)
     ropt.load_state_dict(saved_opt)
     outputs = []
     for m, o, p in ((model, opt, pruner), (resumed, ropt, rpruner)):
         for epoch in (5, 6):
             adam_step(m, o)
-            m, changed = p.step(m, epoch)
-            if changed:
-                o = torch.optim.Adam(m.parameters(), lr=1e-3)
+            m, o = prune(m, o, p, epoch)
         adam_step(m, o)
         outputs.append(m.eval()(data.x_val[:16]))
     assert torch.equal(outputs[0], outputs[1])
@@ -224,3 +225,101 @@ def test_counts() -> None:
     assert prunable_weights(model) == 16  # the 4x4 hidden layer; the 4x3 classifier is not prunable
     assert sparsity(model) == 1.0 and sparsity(model, dense_params=32) == 1.0
     assert nonzero_params(model) == 4 + 12 + torch.count_nonzero(model.net[3].bias).item()
+
+
+# --- after a structured step: batch-norm recalibration and the optimizer's state ----------------------
+
+
+def _trained(cfg: TrialConfig, epochs: int) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The default ResNet after ``epochs`` real epochs of Adam on digits (seeded order)."""
+    data = digits()
+    torch.manual_seed(0)
+    model = build_model(cfg, data.input_shape, data.num_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(data.x_train), generator=gen)
+        for i in range(0, len(order), 64):
+            idx = order[i : i + 64]
+            loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model, opt
+
+
+def _val_accuracy(model: nn.Module) -> float:
+    model.eval()
+    with torch.no_grad():
+        return (model(digits().x_val).argmax(1) == digits().y_val).float().mean().item()
+
+
+def test_recalibration_matches_the_pruned_networks_batch_statistics_and_restores_accuracy() -> None:
+    cfg = TrialConfig(epochs=20, prune_every=5, prune_ratio=0.5, prune_method="structured")
+    model, _ = _trained(cfg, 3)
+    data = digits()
+    calibration = data.x_train[:512]
+    stale_pruner = Pruner(model, TrialConfig(**{**cfg.to_dict(), "bn_recalibrate": False}), data.x_train[:1])
+    model, changed = stale_pruner.step(model, 5)  # the benchmark's first step: 35 % of the channels
+    assert changed
+    stale = _val_accuracy(model)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    # the batch statistics of the pruned network, batch by batch, as training mode computes them
+    seen: dict[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]] = {m: [] for m in norms}
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda mod, args: seen[mod].append((args[0].mean((0, 2, 3)), args[0].var((0, 2, 3), unbiased=True)))
+        )
+        for m in norms
+    ]
+    model.train()
+    with torch.no_grad():
+        for i in range(0, 512, 64):
+            model(calibration[i : i + 64])
+    for h in hooks:
+        h.remove()
+    used = recalibrate_batchnorm(model, calibration, batch_size=64)
+    assert used == 512
+    for m in norms:
+        assert m.momentum == 0.1 and m.num_batches_tracked.item() == 8
+        torch.testing.assert_close(m.running_mean, torch.stack([s[0] for s in seen[m]]).mean(0))
+        torch.testing.assert_close(m.running_var, torch.stack([s[1] for s in seen[m]]).mean(0))
+    recalibrated = _val_accuracy(model)
+    # stale statistics leave the pruned net near chance (0.1); re-estimated ones recover much of it
+    assert stale < 0.3 and recalibrated > 0.45 and recalibrated > stale + 0.25
+
+
+def test_pruner_recalibrates_after_a_step_with_calibration_data_only_when_asked() -> None:
+    data = digits()
+    for flag in (True, False):
+        cfg = TrialConfig(epochs=4, prune_every=1, prune_ratio=0.5, prune_method="structured", bn_recalibrate=flag)
+        torch.manual_seed(0)
+        model = build_model(cfg, data.input_shape, data.num_classes)
+        pruner = Pruner(model, cfg, data.x_train[:1], calibration=data.x_train[:256])
+        model, _ = pruner.step(model, 1)
+        counts = {int(m.num_batches_tracked.item()) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+        assert counts == ({4} if flag else {0})  # 256 samples in batches of 64, or untouched
+
+
+def test_optimizer_carry_keeps_each_surviving_weights_adam_state() -> None:
+    cfg = TrialConfig(epochs=4, prune_every=1, prune_ratio=0.5, prune_method="structured")
+    model, opt = _trained(cfg, 1)
+    # why: state that is a known function of each weight shows which entries survived, along every dim
+    for p in model.parameters():
+        opt.state[p]["exp_avg"] = 2.0 * p.detach().clone()
+        opt.state[p]["exp_avg_sq"] = p.detach().clone() ** 2
+    steps = {int(s["step"].item()) for s in opt.state.values()}
+    pruner = Pruner(model, cfg, digits().x_train[:1])
+    model, changed = pruner.step(model, 1, opt)
+    assert changed and [id(p) for p in opt.param_groups[0]["params"]] == [id(p) for p in model.parameters()]
+    assert classifier_layer(model).in_features == 41  # 0.5 * (1 - (2/3)^3) = 35 % of the 64 channels gone
+    for p in model.parameters():
+        state = opt.state[p]
+        assert torch.equal(state["exp_avg"], 2.0 * p.detach()) and torch.equal(state["exp_avg_sq"], p.detach() ** 2)
+        assert int(state["step"].item()) in steps
+    loss = F.cross_entropy(model(digits().x_train[:64]), digits().y_train[:64])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()  # the carried state fits the new shapes
+    assert torch.isfinite(loss)

@@ -24,12 +24,13 @@ import pyarrow.fs as pafs
 import pytest
 from moto.server import ThreadedMotoServer
 
-from orchestrator.storage import Mirror, check_remote, is_uri, parse_uri, staging_dir
+from orchestrator.storage import Mirror, MirrorCallback, check_remote, is_uri, parse_uri, staging_dir
 from search_spaces import SpecError
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "wattsweep-test"
 NAME = "e2e"
+SECRET = "wattsweep-test-secret-key"
 
 SPEC = """
 name: storage_spec
@@ -97,6 +98,18 @@ def test_mirror_uploads_only_what_changed_and_never_tune(tmp_path: Path) -> None
     assert not (remote / "tune").exists() and not (remote / "wattsweep.json.tmp").exists()
 
 
+def test_callback_mirrors_whenever_tune_saves_its_state(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "optuna.db").write_bytes(b"v1")
+    callback = MirrorCallback(Mirror(local, parse_uri(f"file://{tmp_path}/remote")))
+    assert callback.get_state() is None  # why: None, so Tune writes no callback-state file
+    assert (tmp_path / "remote" / "optuna.db").read_bytes() == b"v1"
+    (local / "optuna.db").write_bytes(b"v2, longer")
+    callback.on_experiment_end(trials=[])
+    assert (tmp_path / "remote" / "optuna.db").read_bytes() == b"v2, longer"
+
+
 # S3 (moto) ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def s3_env() -> Iterator[dict[str, str]]:
@@ -106,14 +119,14 @@ def s3_env() -> Iterator[dict[str, str]]:
     host, port = server.get_host_and_port()
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
         "AWS_EC2_METADATA_DISABLED": "true",  # why: never wait for an EC2 metadata service that is not there
     }
     fs = pafs.S3FileSystem(
         access_key="testing",
-        secret_key="testing",
+        secret_key=SECRET,
         region="us-east-1",
         endpoint_override=f"http://{host}:{port}",
         allow_bucket_creation=True,
@@ -208,6 +221,7 @@ def test_sweep_into_s3_stores_the_whole_run(
     keys = _keys(s3, f"{BUCKET}/runs/{NAME}")
     for k in ("wattsweep.json", "optuna.db", "report/index.html", "report/trials.csv", "tune/tuner.pkl"):
         assert k in keys, (k, sorted(keys))
+    assert SECRET.encode() not in _read(s3, f"{BUCKET}/runs/{NAME}/tune/tuner.pkl")  # Tune pickles our callback
     manifest = json.loads(_read(s3, f"{BUCKET}/runs/{NAME}/wattsweep.json"))
     assert manifest["status"] == "finished"
     assert manifest["storage"]["uri"] == f"s3://{BUCKET}/runs/{NAME}"

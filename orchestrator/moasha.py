@@ -20,9 +20,9 @@ The trial continues when it is in the top ``ceil(n / reduction_factor)`` of the
 ``n`` trials recorded at the rung so far. While fewer than ``reduction_factor`` are
 recorded there is no top 1/eta: by default the trial continues (ASHA's rule, decided
 once, on arrival). With ``defer=True`` it continues only while no trial at the rung
-dominates it, and is judged again at each of its next reports until the rung holds
-``reduction_factor`` points (then the top-1/eta rule, once) or it reaches the next
-rung. Why: on 2 slots the first trials at every rung otherwise always pass (about 7
+dominates it, and that rung judges it again at each of its later reports (also after
+it has passed higher rungs) until the rung holds ``reduction_factor`` points (then
+the top-1/eta rule, once). Why: on 2 slots the first trials at every rung otherwise always pass (about 7
 of 24 trials ran their whole budget where successive halving means 3), and waiting
 for eta points without pausing would let them run on, since the eta-th point may
 arrive only after one of the two running trials ends.
@@ -84,7 +84,8 @@ class MOASHAScheduler(FIFOScheduler):
         stop_last_trials: stop a trial once it reaches ``max_t`` (as Ray's ASHA does).
         tie_break: ``"crowding"`` or ``"hypervolume"``: order within a front (module docstring).
         defer: a trial reaching a rung that holds fewer than ``reduction_factor`` points goes on only while
-            no trial there dominates it, judged again at its next reports (default: it goes on, as in ASHA).
+            no trial there dominates it, and that rung judges it again at each of its later reports until it
+            holds ``reduction_factor`` points (default: it goes on, as in ASHA).
 
     A trial reporting a non-finite objective at a rung is stopped (it cannot be ranked).
     Tune's ``metric``/``mode`` are not used: leave them unset in ``TuneConfig`` (the searcher owns them).
@@ -122,7 +123,7 @@ class MOASHAScheduler(FIFOScheduler):
         self._stop_last_trials = stop_last_trials
         self._tie_break = tie_break
         self._defer = defer
-        self._pending: dict[str, float] = {}  # trial_id -> the rung whose judgement waits for more points
+        self._pending: dict[str, list[float]] = {}  # trial_id -> rungs it passed on too few points (defer)
         # why plain lists/dicts: Tune pickles the scheduler into its experiment state
         self._rungs: list[tuple[float, dict[str, list[float]]]] = []  # (milestone, trial_id -> objective vector)
         milestone: float = grace_period
@@ -208,23 +209,31 @@ class MOASHAScheduler(FIFOScheduler):
         return TrialScheduler.CONTINUE
 
     def _judge_pending(self, trial_id: str) -> str:
-        """Judge again a trial whose rung held fewer than ``reduction_factor`` points when it was last judged."""
-        milestone = self._pending.get(trial_id)
-        if milestone is None:
-            return TrialScheduler.CONTINUE
-        recorded = next(rec for m, rec in self._rungs if m == milestone)
-        return self._judge(milestone, recorded, trial_id)
+        """Judge again every rung the trial passed while it held fewer than ``reduction_factor`` points.
+
+        why every rung, not only the last: a fast trial can pass rung 1 and reach rung 3 before a second
+        trial reports its first epoch; if that trial then dominates it at rung 1, it should not go on.
+        """
+        for milestone in list(self._pending.get(trial_id, ())):
+            recorded = next(rec for m, rec in self._rungs if m == milestone)
+            if self._judge(milestone, recorded, trial_id) == TrialScheduler.STOP:
+                return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
 
     def _judge(self, milestone: float, recorded: dict[str, list[float]], trial_id: str) -> str:
         points, directions = list(recorded.values()), [d for _, d in self._objectives]
         index = list(recorded).index(trial_id)
+        pending = self._pending.setdefault(trial_id, [])
+        if milestone in pending:
+            pending.remove(milestone)
         if self._defer and len(points) < self._reduction_factor:
             # why: too few points for a top 1/eta; stop only what a trial at this rung dominates, and judge
-            # again at the next report (on 2 slots the eta-th point may arrive only after this trial ends)
-            self._pending[trial_id] = milestone
+            # again at the next reports (on 2 slots the eta-th point may arrive only after this trial ends)
+            pending.append(milestone)
             dominated = non_dominated_sort(points, directions)[index] > 0
             return TrialScheduler.STOP if dominated else TrialScheduler.CONTINUE
-        self._pending.pop(trial_id, None)
+        if not pending:
+            del self._pending[trial_id]
         keep = survives(
             points, directions, index, self._reduction_factor, weights=self._weights(), tie_break=self._tie_break
         )

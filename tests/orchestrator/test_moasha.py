@@ -244,18 +244,21 @@ def test_deferred_trial_stops_when_a_later_arrival_dominates_it() -> None:
     assert plain.on_trial_result(None, StubTrial("X"), result(2, 0.6, 20.0)) == CONTINUE
 
 
-def test_a_deferred_trial_reaching_the_next_rung_is_judged_there_only() -> None:
+def test_a_deferred_trial_past_the_next_rung_is_still_held_to_the_first() -> None:
     s = make(max_t=9, defer=True)
-    assert s.on_trial_result(None, StubTrial("X"), result(1, 0.1, 100.0)) == CONTINUE  # rung 1: pending
-    assert s.on_trial_result(None, StubTrial("X"), result(3, 0.1, 300.0)) == CONTINUE  # rung 3: pending there
-    assert s.on_trial_result(None, StubTrial("Y"), result(1, 0.9, 1.0)) == CONTINUE
-    assert s.on_trial_result(None, StubTrial("Z"), result(1, 0.8, 2.0)) == STOP  # dominated by Y; keep 1
-    # rung 1 now holds 3 points and X is the worst there, but X is past it: only rung 3 (1 point) counts
-    assert s.on_trial_result(None, StubTrial("X"), result(4, 0.1, 400.0)) == CONTINUE
-    clone = pickle.loads(pickle.dumps(s))  # the pending judgement travels with Tune's experiment state
-    # P (0.1, 200) trades off with X's (0.1, 300)? No: same accuracy, fewer joules -> P dominates X
-    assert clone.on_trial_result(None, StubTrial("P"), result(3, 0.1, 200.0)) == CONTINUE
-    assert clone.on_trial_result(None, StubTrial("X"), result(5, 0.1, 500.0)) == STOP  # judged at rung 3
+    assert s.on_trial_result(None, StubTrial("X"), result(1, 0.5, 100.0)) == CONTINUE  # rung 1: alone
+    assert s.on_trial_result(None, StubTrial("X"), result(3, 0.6, 300.0)) == CONTINUE  # rung 3: alone
+    clone = pickle.loads(pickle.dumps(s))  # the pending judgements travel with Tune's experiment state
+    # Y reaches rung 1 and trades off with X there (more accurate, dearer): X goes on
+    assert s.on_trial_result(None, StubTrial("Y"), result(1, 0.9, 150.0)) == CONTINUE
+    assert s.on_trial_result(None, StubTrial("X"), result(4, 0.6, 400.0)) == CONTINUE
+    # Z makes 3 points at rung 1: keep 1. Z (0.95, 50) dominates X and Y -> Z goes on; X, judged again at
+    # rung 1 (where it was passed on too little evidence), is outside the top 1 -> STOP, though past rung 3
+    assert s.on_trial_result(None, StubTrial("Z"), result(1, 0.95, 50.0)) == CONTINUE
+    assert s.on_trial_result(None, StubTrial("X"), result(5, 0.6, 500.0)) == STOP
+    # in the clone, P dominates X at rung 3 (same accuracy, fewer joules): X stops there
+    assert clone.on_trial_result(None, StubTrial("P"), result(3, 0.6, 200.0)) == CONTINUE
+    assert clone.on_trial_result(None, StubTrial("X"), result(4, 0.6, 400.0)) == STOP
 
 
 def test_defer_without_enough_trials_lets_them_finish() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import posixpath
 import sys
 from typing import Any, TextIO
 
+import pyarrow.fs
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
@@ -14,6 +16,7 @@ from trainables import metrics as M
 from trainables.config import TrialConfig
 
 ORPHANED = "orphaned: started just before the driver died, after Tune's last snapshot; never resumed"
+CHECKPOINT_PREFIX = "checkpoint_"  # Tune's name for a trial's checkpoint directories: checkpoint_000012
 _KEEP = set(M.EPOCH_METRICS) | set(M.FINAL_METRICS) | set(M.RAY_METRICS)
 
 
@@ -51,6 +54,9 @@ class RunRecorder(Callback):
         self._loaded = True
         from reports.rundir import read_run
 
+        for trial in trials:
+            if trial.status == Trial.PENDING:
+                _repoint_lost_checkpoint(trial)
         known = {t.trial_id for t in trials}
         for t in read_run(self.writer.run_dir).trials:
             if t.state == "running" and t.trial_id not in known:
@@ -72,6 +78,11 @@ class RunRecorder(Callback):
                 self._finished[t.trial_id] = t.final
 
     # Tune hooks -----------------------------------------------------------------
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        # why: the first step of a resumed sweep sees exactly the trials Tune restored from its snapshot,
+        # before it asks the searcher for new ones or restores any trial from its checkpoint
+        self._ensure_loaded(trials)
+
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._ensure_loaded(trials)
         budget = int(trial.config.get("epochs", 0))
@@ -154,6 +165,53 @@ class RunRecorder(Callback):
         pts = np.array([[float(r[m]) for m, _ in self.objectives] for r in rows])
         mask = pareto_front_mask(pts, [d for _, d in self.objectives])
         return [r for r, keep in zip(rows, mask, strict=True) if keep]
+
+
+def _repoint_lost_checkpoint(trial: Trial) -> str | None:
+    """Point a restored trial whose recorded checkpoint is gone at the next one Tune kept. Returns its path.
+
+    why: with ``num_to_keep`` Tune deletes a trial's previous checkpoint the moment it registers a new one,
+    but writes the experiment snapshot that names the new one only later (at the end of the step, copied
+    asynchronously, and skipped while an earlier copy still runs). A driver killed in between leaves a
+    snapshot naming a deleted checkpoint, and Tune fails that trial on resume ("does not exist on storage
+    anymore") after all its retries. The oldest surviving newer checkpoint is the one whose registration
+    deleted it: a registered one, so complete (a newer one may be half-written by the killed worker). The
+    run directory already holds its epochs (the recorder writes an epoch before Tune registers its
+    checkpoint), so resuming there re-runs nothing and skips nothing.
+    """
+    manager = trial.run_metadata.checkpoint_manager
+    lost = manager.latest_checkpoint_result if manager is not None else None
+    if manager is None or lost is None or lost.checkpoint is None or lost.checkpoint.filesystem is None:
+        return None
+    fs, path = lost.checkpoint.filesystem, lost.checkpoint.path
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
+        return None
+    parent, name = posixpath.split(path)
+    index = _checkpoint_index(name)
+    kept = [
+        (_checkpoint_index(info.base_name), info.path)
+        for info in fs.get_file_info(pyarrow.fs.FileSelector(parent, allow_not_found=True))
+        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(CHECKPOINT_PREFIX)
+    ]
+    newer = sorted((i, p) for i, p in kept if index is not None and i is not None and i > index)
+    if not newer:
+        return None  # why: nothing to resume from; Tune fails the trial and says why
+    found_index, found_path = newer[0]
+    assert index is not None and found_index is not None
+    metrics = dict(lost.metrics)
+    if isinstance(metrics.get("training_iteration"), int):
+        # why: every report of our trainable carries a checkpoint, so indices count reports
+        metrics["training_iteration"] += found_index - index
+    found = type(lost)(checkpoint=type(lost.checkpoint)(found_path, filesystem=fs), metrics=metrics)
+    # why: register_checkpoint() would try to delete the lost one and raise; swap it in place instead
+    manager._checkpoint_results = [found if r is lost else r for r in manager._checkpoint_results]
+    manager._latest_checkpoint_result = found
+    return found_path
+
+
+def _checkpoint_index(name: str) -> int | None:
+    tail = name[len(CHECKPOINT_PREFIX) :] if name.startswith(CHECKPOINT_PREFIX) else ""
+    return int(tail) if tail.isdigit() else None
 
 
 def _error_text(trial: Trial) -> str:

@@ -35,7 +35,6 @@ def _states(run_dir: Path) -> dict[str, dict]:
 
 
 def _kill_driver_then_resume(tmp_path: Path) -> None:
-    tmp_path.mkdir(parents=True, exist_ok=True)
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
     run_dir = tmp_path / "runs" / "r"
@@ -94,12 +93,9 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
 
 
 def test_kill_driver_then_resume(tmp_path: Path) -> None:
-    # KNOWN FLAKE (own issue filed in the session note): with Tune's actor reuse, about 1 run in 4 still fails here
-    # after the orphan fix; the scenario is retried once so CI shows a persistent failure, not the flake.
-    try:
-        _kill_driver_then_resume(tmp_path / "first")
-    except AssertionError:
-        _kill_driver_then_resume(tmp_path / "second")
+    # the kill lands wherever the driver happens to be: after a trial just ended and the next one started
+    # (orphan), between Tune deleting a checkpoint and snapshotting its successor (lost checkpoint), or neither
+    _kill_driver_then_resume(tmp_path)
 
 
 def test_resume_rejects_non_run(tmp_path: Path) -> None:

@@ -98,6 +98,36 @@ def test_kill_driver_then_resume(tmp_path: Path) -> None:
     _kill_driver_then_resume(tmp_path)
 
 
+def test_resume_repoints_a_checkpoint_deleted_before_the_snapshot(tmp_path: Path) -> None:
+    # the state a driver killed between Tune deleting a checkpoint (num_to_keep=1) and snapshotting its
+    # successor leaves: the snapshot names checkpoint 0, which is gone; 1 is registered; 2 was never registered
+    import copy
+
+    from ray.train._internal.session import _TrainingResult  # why: the record Tune's checkpoint manager keeps
+    from ray.tune import Checkpoint, CheckpointConfig
+    from ray.tune.experiment import Trial
+
+    from orchestrator.recorder import _repoint_lost_checkpoint
+
+    dirs = [tmp_path / f"checkpoint_{i:06d}" for i in range(3)]
+    for i, d in enumerate(dirs):
+        d.mkdir()
+        (d / "trial_state.pt").write_text(str(i))
+    trial = Trial("__fake", stub=True, checkpoint_config=CheckpointConfig(num_to_keep=1))
+    manager = trial.run_metadata.checkpoint_manager
+    manager.register_checkpoint(_TrainingResult(Checkpoint(str(dirs[0])), {"training_iteration": 1}))
+    snapshot = copy.deepcopy(manager)
+    manager.register_checkpoint(_TrainingResult(Checkpoint(str(dirs[1])), {"training_iteration": 2}))
+    assert not dirs[0].exists()  # real Tune deleted it
+
+    trial.run_metadata.checkpoint_manager = snapshot  # what resume restores
+    assert _repoint_lost_checkpoint(trial) == str(dirs[1])
+    assert trial.checkpoint is not None and Path(trial.checkpoint.path) == dirs[1]
+    assert trial.latest_checkpoint_result is not None
+    assert trial.latest_checkpoint_result.metrics["training_iteration"] == 2
+    assert _repoint_lost_checkpoint(trial) is None  # a checkpoint that exists is left alone
+
+
 def test_resume_rejects_non_run(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "orchestrator", "resume", str(tmp_path)],

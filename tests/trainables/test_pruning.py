@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainables.config import DatasetConfig, TrialConfig
+from trainables.config import ConfigError, DatasetConfig, TrialConfig
 from trainables.data import Splits, load_splits
 from trainables.models import build_model
 from trainables.pruning import (
@@ -323,3 +323,10 @@ def test_optimizer_carry_keeps_each_surviving_weights_adam_state() -> None:
     loss.backward()
     opt.step()  # the carried state fits the new shapes
     assert torch.isfinite(loss)
+
+
+def test_bn_recalibrate_is_a_trial_key_taking_true_or_false() -> None:
+    assert TrialConfig().bn_recalibrate is True
+    assert TrialConfig.from_mapping({"bn_recalibrate": False}).bn_recalibrate is False
+    with pytest.raises(ConfigError, match=r"bn_recalibrate: got 'yes'; allowed: true or false"):
+        TrialConfig.from_mapping({"bn_recalibrate": "yes"})

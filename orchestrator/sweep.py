@@ -315,6 +315,7 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = Non
     from orchestrator.recorder import RunRecorder
     from orchestrator.search import make_scheduler, make_search
     from orchestrator.storage import MirrorCallback
+    from orchestrator.tblogger import ScalarTBXLoggerCallback
 
     resources, slots = _trial_resources(spec)
     idle = _idle_baseline(spec)
@@ -350,7 +351,7 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = Non
             name=TUNE_DIR,
             # why: on remote storage Tune writes checkpoints straight to <uri>/<name>/tune from every node
             storage_path=mirror.remote.uri if mirror is not None else str(run_dir),
-            callbacks=[recorder] + ([MirrorCallback(mirror)] if mirror is not None else []),
+            callbacks=[recorder, ScalarTBXLoggerCallback()] + ([MirrorCallback(mirror)] if mirror is not None else []),
             stop=budget,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),

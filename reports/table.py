@@ -9,6 +9,7 @@ a trial's config held), the final epoch's metrics (names from
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,29 +20,11 @@ import pandas as pd
 
 from reports.rundir import RunRecord, TrialRecord
 from trainables import metrics as m
+from trainables.config import TrialConfig
 
-# The trial config keys, as in trainables.config.TrialConfig (a test keeps the two equal).
-# why a copy: reports must import without the training stack, so it reads names, not classes
-CONFIG_COLUMNS: tuple[str, ...] = (
-    "model",
-    "depth",
-    "width",
-    "shortcut",
-    "init",
-    "lr",
-    "optimizer",
-    "momentum",
-    "weight_decay",
-    "lr_decay",
-    "batch_size",
-    "epochs",
-    "prune_ratio",
-    "prune_method",
-    "prune_every",
-    "prune_schedule",
-    "seed",
-    "device",
-)
+# The trial config keys. why derived: a key added to TrialConfig (bn_recalibrate, ...) is never missing here;
+# trainables.config is a plain dataclass module (no torch), so reports still import without the training stack
+CONFIG_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrialConfig))
 HEAD_COLUMNS: tuple[str, ...] = ("trial_id", "state", "epochs_run", "budget_epochs")
 METRIC_COLUMNS: tuple[str, ...] = tuple(c for c in m.EPOCH_METRICS if c not in (m.EPOCH, m.BUDGET_EPOCHS))
 TAIL_COLUMNS: tuple[str, ...] = ("error", "unreadable", "ended_at", "end_order")

@@ -13,8 +13,15 @@ from reports.table import CONFIG_COLUMNS, build_tables, tidy_column
 from trainables.config import TrialConfig
 
 
-def test_config_columns_are_the_trial_config_keys() -> None:
-    assert tuple(f.name for f in dataclasses.fields(TrialConfig)) == CONFIG_COLUMNS
+def test_every_trial_config_key_is_a_trials_column(tmp_path: Path) -> None:
+    # why: a key added to TrialConfig (bn_recalibrate was) must reach the report's columns, in config order
+    w = RunWriter(tmp_path)
+    w.write_manifest({"name": "x"})
+    w.start_trial("a", TrialConfig(bn_recalibrate=False).to_dict(), 1)
+    trials = build_tables(read_run(tmp_path)).trials
+    keys = [f.name for f in dataclasses.fields(TrialConfig)]
+    assert [c for c in trials.columns if c in keys] == keys == list(CONFIG_COLUMNS)
+    assert not bool(trials.loc[0, "bn_recalibrate"])
 
 
 def test_read_run_flags_corrupt_and_partial_trials(run_dir: Path) -> None:

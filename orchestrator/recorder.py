@@ -188,16 +188,17 @@ def _repoint_lost_checkpoint(trial: Trial) -> str | None:
         return None
     parent, name = posixpath.split(path)
     index = _checkpoint_index(name)
+    if index is None:
+        return None
     kept = [
         (_checkpoint_index(info.base_name), info.path)
         for info in fs.get_file_info(pyarrow.fs.FileSelector(parent, allow_not_found=True))
         if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(CHECKPOINT_PREFIX)
     ]
-    newer = sorted((i, p) for i, p in kept if index is not None and i is not None and i > index)
+    newer = sorted((i, p) for i, p in kept if i is not None and i > index)
     if not newer:
         return None  # why: nothing to resume from; Tune fails the trial and says why
     found_index, found_path = newer[0]
-    assert index is not None and found_index is not None
     metrics = dict(lost.metrics)
     if isinstance(metrics.get("training_iteration"), int):
         # why: every report of our trainable carries a checkpoint, so indices count reports

@@ -304,14 +304,14 @@ def _fmt_energy(value: tuple[float | None, int], n: int) -> str:
 
 def print_tables(results: list[SweepResult], ref_hv: float, levels: tuple[float, ...]) -> dict[str, Summary]:
     print(
-        f"{'strategy':<14} {'seed':>4} {'done':>4} {'stop':>4} {'HV % ref':>8} "
+        f"{'strategy':<22} {'seed':>4} {'done':>4} {'stop':>4} {'HV % ref':>8} "
         + " ".join(f"{'E to ' + format(lv, '.0%') + ' J':>11}" for lv in levels)
         + f" {'spent J':>8} {'wall s':>6} {'busy':>5}"
     )
     for r in results:
         reach = " ".join(f"{_fmt_energy((r.energy_to(lv * ref_hv), 1), 1):>11}" for lv in levels)
         print(
-            f"{r.strategy:<14} {r.seed:>4} {r.n_complete:>4} {r.n_stopped:>4} {100 * r.hv[-1] / ref_hv:8.1f} "
+            f"{r.strategy:<22} {r.seed:>4} {r.n_complete:>4} {r.n_stopped:>4} {100 * r.hv[-1] / ref_hv:8.1f} "
             f"{reach} {r.energy_cum_j[-1]:8.0f} {r.wall_s:6.0f} {r.busy_fraction:5.2f}"
         )
     summaries = {}
@@ -322,7 +322,7 @@ def print_tables(results: list[SweepResult], ref_hv: float, levels: tuple[float,
         summaries[key] = s
         reach = " ".join(f"{_fmt_energy(s.energy_to[lv], s.n_seeds):>11}" for lv in levels)
         print(
-            f"{key:<14} {'mean':>4} {s.n_complete:4.0f} {s.n_stopped:4.0f} {s.final_pct:8.1f} {reach} "
+            f"{key:<22} {'mean':>4} {s.n_complete:4.0f} {s.n_stopped:4.0f} {s.final_pct:8.1f} {reach} "
             f"{s.total_j:8.0f} {s.wall_s:6.0f} {s.busy_fraction:5.2f}"
         )
     return summaries
@@ -368,9 +368,9 @@ def print_ratios(results: list[SweepResult], ref_hv: float) -> str | None:
         f"\nenergy to reach a level, over random search's (ratio of the means over seeds; "
         f"{common:.0%} = the highest level every sweep of every strategy reached):"
     )
-    print(f"{'strategy':<14} {format(level, '.0%') + ' of ref HV':>26} {format(common, '.0%') + ' of ref HV':>26}")
+    print(f"{'strategy':<22} {format(level, '.0%') + ' of ref HV':>26} {format(common, '.0%') + ' of ref HV':>26}")
     for key, ratio in at_level.items():
-        print(f"{key:<14} {_fmt_ratio(ratio):>26} {_fmt_ratio(at_common[key]):>26}")
+        print(f"{key:<22} {_fmt_ratio(ratio):>26} {_fmt_ratio(at_common[key]):>26}")
     early = {k: v for k, v in at_level.items() if k.startswith("moasha-") and isinstance(v, float)}
     if not early:
         print("\nno early-stopping strategy reached the level in every seed: no (c)/(a) ratio")

@@ -22,10 +22,11 @@ recorded there is no top 1/eta: by default the trial continues (ASHA's rule, dec
 once, on arrival). With ``defer=True`` it continues only while no trial at the rung
 dominates it, and that rung judges it again at each of its later reports (also after
 it has passed higher rungs) until the rung holds ``reduction_factor`` points (then
-the top-1/eta rule, once). Why: on 2 slots the first trials at every rung otherwise always pass (about 7
-of 24 trials ran their whole budget where successive halving means 3), and waiting
-for eta points without pausing would let them run on, since the eta-th point may
-arrive only after one of the two running trials ends.
+the top-1/eta rule, once). Why: on 2 slots the first trials at every rung otherwise
+always pass (about 7 of 24 trials ran their whole budget where successive halving
+means 3), and waiting for eta points without pausing would let them run on, since
+the eta-th point may arrive only after one of the two running trials ends.
+
 Energy objectives must be cumulative (``energy_j``): every trial at a rung has run
 the same epochs, so cumulative values compare.
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from reports.rundir import TUNE_DIR, RunWriter, is_run_dir
 from search_spaces import SpecError, SweepSpec
+from trainables.config import ConfigError, DatasetConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -252,41 +253,28 @@ def _idle_baseline(spec: SweepSpec) -> dict[str, float]:
 
 
 class _Prefetch:
-    """What the driver does while Ray starts (``ray.init`` mostly waits on the processes it spawns).
+    """Loads the dataset in a thread while Ray starts (``ray.init`` mostly waits on the processes it spawns).
 
-    It loads the dataset once, to be shipped to every trial through Ray's object store (why: each
-    worker loading it again cost ~1 s of imports per worker on a 2-core machine, and on a cluster the
-    worker nodes then need no dataset files), and imports the modules the sweep uses next.
+    why: loaded once here and shipped to every trial through Ray's object store, instead of once per
+    worker process; on a cluster the worker nodes then need no dataset files. (Importing Tune and Optuna
+    here too was measured slower: the imports hold the GIL that ``ray.init`` needs.)
     """
 
     def __init__(self, spec: SweepSpec) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        from trainables.data import load_arrays
+
         pool = ThreadPoolExecutor(1, thread_name_prefix="wattsweep-prefetch")
-        self._future = pool.submit(_load_and_import, spec.dataset.to_dict())
+        self._future = pool.submit(load_arrays, DatasetConfig.from_mapping(spec.dataset.to_dict()))
         pool.shutdown(wait=False)  # why: the thread ends with its one task; nothing waits for it here
 
     def splits(self) -> Any:
-        """The loaded ``trainables.data.Splits``; RunError if the dataset could not be loaded."""
-        from trainables.config import ConfigError
-
+        """The loaded ``trainables.data.SplitArrays``; RunError if the dataset could not be loaded."""
         try:
             return self._future.result()
         except ConfigError as e:
             raise RunError(f"could not load the dataset: {e}") from e
-
-
-def _load_and_import(dataset: dict[str, Any]) -> Any:
-    import importlib
-
-    from trainables.config import DatasetConfig
-    from trainables.data import load_splits
-
-    splits = load_splits(DatasetConfig.from_mapping(dataset))
-    # why: imported here, in parallel with ray.init, rather than after it
-    for module in ("optuna", "ray.tune", "orchestrator.search", "orchestrator.recorder", "orchestrator.moasha"):
-        importlib.import_module(module)
-    return splits
 
 
 def _trainable(

@@ -16,20 +16,25 @@ accuracies are not on the official test split, so not comparable to papers).
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from trainables.config import ConfigError, DatasetConfig
+
+if TYPE_CHECKING:
+    import torch  # why lazy: the sweep's driver loads data (SplitArrays) without importing torch
 
 # Where torchvision datasets live when the spec gives no dataset.root.
 DEFAULT_ROOT = "~/.cache/wattsweep/datasets"
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 _SKLEARN = ("digits", "breast_cancer", "wine")
+_SPLIT_FIELDS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 
 class DataError(ConfigError):
@@ -55,14 +60,35 @@ class Splits:
         return tuple(self.x_train.shape[1:])
 
     def to(self, device: torch.device) -> Splits:
-        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        moved = {k: getattr(self, k).to(device) for k in _SPLIT_FIELDS}
         return Splits(**moved, kind=self.kind, num_classes=self.num_classes, name=self.name)
 
 
 # --- sources -------------------------------------------------------------------
 
 
+def _digits_from_package_file() -> tuple[np.ndarray, np.ndarray] | None:
+    """scikit-learn's digits read straight from the CSV file scikit-learn ships; None if it is not there.
+
+    why: ``import sklearn`` alone costs ~1 s of CPU (scipy and more), 10x the load itself, in every process
+    that loads digits (the sweep's driver, ``trial``); ``find_spec`` locates the package without importing it.
+    A test checks the result equals ``sklearn.datasets.load_digits``.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    if not path.is_file():
+        return None
+    raw = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    if raw.shape != (1797, 65):
+        return None  # why: a layout we do not know: let scikit-learn's own loader read it
+    return np.ascontiguousarray(raw[:, :64].reshape(-1, 1, 8, 8)), raw[:, 64].astype(np.int64)
+
+
 def _load_sklearn(name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "digits" and (fast := _digits_from_package_file()) is not None:
+        return fast
     from sklearn import datasets as skd  # why: lazy, keeps worker start-up light
 
     if name == "digits":
@@ -185,8 +211,34 @@ def _apply_scaling(x: np.ndarray, scaling: tuple[Any, Any, float]) -> np.ndarray
     return out
 
 
-def load_splits(ds: DatasetConfig) -> Splits:
-    """Load, split and scale a dataset (on the CPU)."""
+@dataclass(frozen=True)
+class SplitArrays:
+    """A dataset split and scaled, as numpy arrays: what the sweep's driver loads once and ships to every
+    trial through Ray's object store (no torch needed to make or send it). Fields as in ``Splits``."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    kind: str
+    num_classes: int
+    name: str
+
+    def to_splits(self) -> Splits:
+        """As torch tensors sharing the arrays' memory (no copy)."""
+        import torch
+
+        with warnings.catch_warnings():
+            # why: arrays read from Ray's object store are read-only; the training loop never writes to its data
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            tensors = {k: torch.from_numpy(getattr(self, k)) for k in _SPLIT_FIELDS}
+        return Splits(**tensors, kind=self.kind, num_classes=self.num_classes, name=self.name)
+
+
+def load_arrays(ds: DatasetConfig) -> SplitArrays:
+    """Load, split and scale a dataset, as numpy arrays."""
     x, y = _load_raw(ds)
     if ds.max_samples is not None and len(x) > ds.max_samples:
         keep = np.random.default_rng(ds.split_seed + 1).permutation(len(x))[: ds.max_samples]
@@ -194,18 +246,22 @@ def load_splits(ds: DatasetConfig) -> Splits:
     tr, va, te = split_indices(len(x), ds)
     x_tr = x[tr]
     scaling = _fit_scaling(x_tr, ds.kind)
-    t = torch.from_numpy
-    return Splits(
-        x_train=t(_apply_scaling(x_tr, scaling)),
-        y_train=t(y[tr]),
-        x_val=t(_apply_scaling(x[va], scaling)),
-        y_val=t(y[va]),
-        x_test=t(_apply_scaling(x[te], scaling)),
-        y_test=t(y[te]),
+    return SplitArrays(
+        x_train=_apply_scaling(x_tr, scaling),
+        y_train=y[tr],
+        x_val=_apply_scaling(x[va], scaling),
+        y_val=y[va],
+        x_test=_apply_scaling(x[te], scaling),
+        y_test=y[te],
         kind=ds.kind,
         num_classes=int(y.max()) + 1,
         name=ds.name,
     )
+
+
+def load_splits(ds: DatasetConfig) -> Splits:
+    """Load, split and scale a dataset (on the CPU), as torch tensors."""
+    return load_arrays(ds).to_splits()
 
 
 def check_dataset(ds: DatasetConfig) -> None:

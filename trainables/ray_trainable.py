@@ -11,7 +11,7 @@ from trainables.config import DatasetConfig, TrialConfig
 from trainables.metrics import NODE_ID
 
 if TYPE_CHECKING:
-    from trainables.data import Splits  # why: a type only; importing it here would import torch in the driver
+    from trainables.data import SplitArrays
 
 CHECKPOINT_FILE = "trial_state.pt"
 # Fault injection for testing the sweep's failure handling: "key=value[,key=value]" makes every
@@ -36,7 +36,7 @@ def tune_trainable(
     *,
     dataset: Mapping[str, Any],
     options: Mapping[str, Any],
-    splits: Splits | None = None,
+    splits: SplitArrays | None = None,
 ) -> None:
     """Ray Tune function trainable. ``config`` is the full trial config (searched + fixed keys).
 
@@ -73,4 +73,5 @@ def tune_trainable(
             torch.save(state, os.path.join(d, CHECKPOINT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
-    run_trial(cfg, ds, report=report, resume=resume, options=RunOptions(**options), splits=splits)
+    data = splits.to_splits() if splits is not None else None
+    run_trial(cfg, ds, report=report, resume=resume, options=RunOptions(**options), splits=data)

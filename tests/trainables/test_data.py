@@ -216,3 +216,17 @@ def test_csv_non_numeric_feature_is_named(tmp_path: Path) -> None:
         with pytest.raises(DataError) as info:
             call(DatasetConfig(name="csv", path=path, target="label"))
         assert info.value.field == "dataset.path" and "colour" in str(info.value)
+
+
+def test_digits_read_from_the_package_file_equal_sklearns_loader() -> None:
+    from sklearn.datasets import load_digits
+
+    from trainables.data import _digits_from_package_file
+
+    found = _digits_from_package_file()
+    assert found is not None, "scikit-learn's digits.csv.gz not found where scikit-learn keeps it"
+    x, y = found
+    bunch = load_digits()
+    assert x.dtype == np.float32 and x.shape == (1797, 1, 8, 8)
+    np.testing.assert_array_equal(x, bunch.images[:, None].astype(np.float32))
+    np.testing.assert_array_equal(y, bunch.target)

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import json
-import logging
 import os
-import platform
-import socket
-import subprocess
-import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from orchestrator.manifest import manifest, now
+from orchestrator.ray_session import (
+    RunError,
+    check_address,
+    init_ray_or_exit,
+    stop_ray,
+    stop_ray_and_report,
+    trial_resources,
+)
 from reports.rundir import TUNE_DIR, RunWriter, is_run_dir
 from search_spaces import SpecError, SweepSpec
 from trainables.config import ConfigError, DatasetConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-class RunError(RuntimeError):
-    """A sweep failed at run time (exit code 1)."""
+__all__ = ["RunError", "check_address", "check_storage", "load_run_spec", "resume_sweep", "run_sweep"]
 
 
 def check_storage(storage: Path | str, name: str) -> Path:
@@ -50,124 +47,6 @@ def check_storage(storage: Path | str, name: str) -> Path:
     return run_dir
 
 
-def _git_rev() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "ray", "optuna", "nvidia-ml-py", "torch-pruning"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[pkg] = version(pkg)
-    return out
-
-
-def manifest(spec: SweepSpec, run_dir: Path) -> dict[str, Any]:
-    """What the run directory records about the sweep (config, seed, versions, git revision)."""
-    return {
-        "name": spec.name,
-        "spec_path": spec.source,
-        "spec": dict(spec.raw),
-        "description": spec.description,
-        "dataset": spec.dataset.to_dict(),
-        "objectives": [asdict(o) for o in spec.objectives],
-        "num_samples": spec.num_samples,
-        "max_epochs": spec.max_epochs,
-        "sampler": asdict(spec.sampler),
-        "status": "running",
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "finished_at": None,
-        "git_rev": _git_rev(),
-        "versions": _versions(),
-        "host": {"hostname": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "carbon": {k: v for k, v in (("grid_g_per_kwh", spec.energy.grid_g_per_kwh), ("pue", spec.energy.pue)) if v},
-        "command": sys.argv,
-    }
-
-
-def _init_ray(address: str | None) -> None:
-    import ray
-
-    # why: workers must import this project's packages even when it is not pip-installed
-    paths = [str(PROJECT_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # why: checkpointing every epoch of second-long trials trips a warning meant for slow remote storage
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    kwargs: dict[str, Any] = dict(
-        include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False, configure_logging=True
-    )
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        # why: a local cluster we start and stop ourselves; Ray's usage-stats reporter (a dashboard process
-        # that phones home) is left out unless the user asked for it
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        # why: "local" always starts a new cluster; None would join one found in RAY_ADDRESS.
-        # Prestarted workers are never used: Tune's trial actors carry a runtime env, so Ray starts
-        # their workers anew; prestarting one idle Python per core only takes CPU from the sweep's start
-        ray.init(
-            address="local",
-            num_cpus=os.cpu_count() or 1,
-            _system_config={"prestart_worker_first_driver": False},
-            **kwargs,
-        )
-
-
-def _trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int]:
-    """Resources per trial and how many trials can run at once on this cluster."""
-    import ray
-
-    total = ray.cluster_resources()
-    gpus = float(total.get("GPU", 0.0))
-    gpu = (1.0 if gpus >= 1 else 0.0) if spec.resources.gpu == "auto" else float(spec.resources.gpu)
-    res = {"cpu": spec.resources.cpu, "gpu": gpu}
-    slots = int(total.get("CPU", 1) // spec.resources.cpu)
-    if gpu > 0:
-        slots = min(slots, int(gpus // gpu))
-    return res, max(1, slots)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def check_address(address: str | None, *, timeout_s: float = 10.0) -> None:
-    """Refuse an unreachable host:port before Ray tries (Ray itself may wait minutes). SpecError."""
-    if not address or address in ("auto", "local") or address.startswith("ray://"):
-        target = address[len("ray://") :] if address and address.startswith("ray://") else None
-        if not target:
-            return
-    else:
-        target = address
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise SpecError("--address", address, "auto, HOST:PORT or ray://HOST:PORT")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
-            pass
-    except OSError as e:
-        raise SpecError("--address", address, f"a reachable Ray cluster address ({e})") from None
-
-
-def _init_ray_or_exit(address: str | None, writer: RunWriter | None) -> None:
-    try:
-        _init_ray(address)
-    except Exception as e:
-        if writer is not None:
-            writer.update_manifest(status="failed")
-        if not address:
-            raise RunError(f"could not start a local Ray cluster: {e}") from e
-        raise SpecError("--address", address, f"a reachable Ray cluster ({e})") from None
-
-
 def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = None) -> Path:
     """Run the sweep; write <storage>/<name>/ and its report. Returns the (local) report directory.
 
@@ -182,7 +61,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
     else:
         run_dir = check_storage(Path(storage), spec.name).resolve()
     prefetch = _Prefetch(spec)
-    _init_ray_or_exit(address, None)  # why: an unreachable cluster must leave nothing behind
+    init_ray_or_exit(address, None)  # why: an unreachable cluster must leave nothing behind
     writer = RunWriter(run_dir)
     m = manifest(spec, run_dir)
     if mirror is not None:
@@ -192,7 +71,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
     ended = False
     try:
         _fit(spec, run_dir, writer, mirror=mirror, splits=prefetch.splits())
-        writer.update_manifest(status="finished", finished_at=_now())
+        writer.update_manifest(status="finished", finished_at=now())
         ended = True
     except KeyboardInterrupt:
         writer.update_manifest(status="interrupted")
@@ -200,43 +79,8 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         ended = True
     finally:
         if not ended:
-            _stop_ray(mirror)
-    return _stop_ray_and_report(run_dir, mirror)
-
-
-def _stop_ray(mirror: Any = None) -> None:
-    import ray
-
-    ray.shutdown()
-    if mirror is not None:
-        mirror.push_or_warn()  # why: also when the sweep failed, the bucket shows how far it got
-
-
-def _stop_ray_and_report(run_dir: Path, mirror: Any = None) -> Path:
-    """Build the report while Ray shuts down; with remote storage, then copy the run up. RunError if that fails.
-
-    why in parallel: ``ray.shutdown`` mostly waits for Ray's processes to exit (~1.4 s on 2 cores), time in
-    which the report (~1 s of CPU) can be drawn; the report reads the run directory only, never Ray.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from reports import build_report
-
-    with ThreadPoolExecutor(1, thread_name_prefix="wattsweep-report") as pool:
-        future = pool.submit(build_report, run_dir)
-        try:
-            import ray
-
-            ray.shutdown()
-        finally:
-            out = future.result()
-    if mirror is not None:
-        try:
-            mirror.push()
-        except OSError as e:
-            raise RunError(f"could not copy the run to {mirror.remote.uri} ({e}); it is complete in {run_dir}") from e
-        print(f"wattsweep: run stored at {mirror.remote.uri}", flush=True)
-    return out
+            stop_ray(mirror)
+    return stop_ray_and_report(run_dir, mirror)
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -305,7 +149,7 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = Non
     from orchestrator.storage import MirrorCallback
     from orchestrator.tblogger import ScalarTBXLoggerCallback
 
-    resources, slots = _trial_resources(spec)
+    resources, slots = trial_resources(spec)
     idle = _idle_baseline(spec)
     # why: the report's bill counts idle slot time; the idle baseline makes dynamic_energy_j
     writer.update_manifest(slots=slots, resources=resources, idle_power_w=idle)
@@ -385,9 +229,9 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
     spec = load_run_spec(run_dir, tune_remote=mirror is not None)
     writer = RunWriter(run_dir)
     prefetch = _Prefetch(spec)
-    _init_ray_or_exit(address, writer)
+    init_ray_or_exit(address, writer)
     try:
-        resources, _ = _trial_resources(spec)
+        resources, _ = trial_resources(spec)
         idle = json.loads((run_dir / "wattsweep.json").read_text()).get("idle_power_w") or {}
         print(f"wattsweep: resuming {spec.name!r} from {run_dir}", flush=True)
         writer.update_manifest(status="running")
@@ -398,8 +242,8 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
             resume_errored=False,
         )
         tuner.fit()
-        writer.update_manifest(status="finished", finished_at=_now())
+        writer.update_manifest(status="finished", finished_at=now())
     except BaseException:
-        _stop_ray(mirror)
+        stop_ray(mirror)
         raise
-    return _stop_ray_and_report(run_dir, mirror)
+    return stop_ray_and_report(run_dir, mirror)

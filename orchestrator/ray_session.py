@@ -1,0 +1,130 @@
+"""The Ray cluster a sweep runs on: start a local one or join one, size the trial slots, stop it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from reports.rundir import RunWriter
+from search_spaces import SpecError, SweepSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class RunError(RuntimeError):
+    """A sweep failed at run time (exit code 1)."""
+
+
+def init_ray(address: str | None) -> None:
+    """Join the cluster at ``address`` (auto, HOST:PORT, ray://...), or start a local one with a slot per core."""
+    import ray
+
+    # why: workers must import this project's packages even when it is not pip-installed
+    paths = [str(PROJECT_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # why: checkpointing every epoch of second-long trials trips a warning meant for slow remote storage
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False, configure_logging=True
+    )
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        # why: a local cluster we start and stop ourselves; Ray's usage-stats reporter (a dashboard process
+        # that phones home) is left out unless the user asked for it
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # why: "local" always starts a new cluster; None would join one found in RAY_ADDRESS.
+        # Prestarted workers are never used: Tune's trial actors carry a runtime env, so Ray starts
+        # their workers anew; prestarting one idle Python per core only takes CPU from the sweep's start
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count() or 1,
+            _system_config={"prestart_worker_first_driver": False},
+            **kwargs,
+        )
+
+
+def trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int]:
+    """Resources per trial and how many trials can run at once on this cluster."""
+    import ray
+
+    total = ray.cluster_resources()
+    gpus = float(total.get("GPU", 0.0))
+    gpu = (1.0 if gpus >= 1 else 0.0) if spec.resources.gpu == "auto" else float(spec.resources.gpu)
+    res = {"cpu": spec.resources.cpu, "gpu": gpu}
+    slots = int(total.get("CPU", 1) // spec.resources.cpu)
+    if gpu > 0:
+        slots = min(slots, int(gpus // gpu))
+    return res, max(1, slots)
+
+
+def check_address(address: str | None, *, timeout_s: float = 10.0) -> None:
+    """Refuse an unreachable host:port before Ray tries (Ray itself may wait minutes). SpecError."""
+    if not address or address in ("auto", "local") or address.startswith("ray://"):
+        target = address[len("ray://") :] if address and address.startswith("ray://") else None
+        if not target:
+            return
+    else:
+        target = address
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise SpecError("--address", address, "auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise SpecError("--address", address, f"a reachable Ray cluster address ({e})") from None
+
+
+def init_ray_or_exit(address: str | None, writer: RunWriter | None) -> None:
+    """``init_ray``; a cluster that cannot be joined is a bad ``--address`` (SpecError), a local one that cannot
+    start a RunError. ``writer``: the run (resume) to mark failed first."""
+    try:
+        init_ray(address)
+    except Exception as e:
+        if writer is not None:
+            writer.update_manifest(status="failed")
+        if not address:
+            raise RunError(f"could not start a local Ray cluster: {e}") from e
+        raise SpecError("--address", address, f"a reachable Ray cluster ({e})") from None
+
+
+def stop_ray(mirror: Any = None) -> None:
+    """Shut Ray down; with remote storage, copy what the run has so far up (a warning if that fails)."""
+    import ray
+
+    ray.shutdown()
+    if mirror is not None:
+        mirror.push_or_warn()  # why: also when the sweep failed, the bucket shows how far it got
+
+
+def stop_ray_and_report(run_dir: Path, mirror: Any = None) -> Path:
+    """Build the report while Ray shuts down; with remote storage, then copy the run up. RunError if that fails.
+
+    why in parallel: ``ray.shutdown`` mostly waits for Ray's processes to exit (~1.4 s on 2 cores), time in
+    which the report (~1 s of CPU) can be drawn; the report reads the run directory only, never Ray.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reports import build_report
+
+    with ThreadPoolExecutor(1, thread_name_prefix="wattsweep-report") as pool:
+        future = pool.submit(build_report, run_dir)
+        try:
+            import ray
+
+            ray.shutdown()
+        finally:
+            out = future.result()
+    if mirror is not None:
+        try:
+            mirror.push()
+        except OSError as e:
+            raise RunError(f"could not copy the run to {mirror.remote.uri} ({e}); it is complete in {run_dir}") from e
+        print(f"wattsweep: run stored at {mirror.remote.uri}", flush=True)
+    return out

@@ -68,18 +68,15 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         # why: resume downloads into this same directory, which Tune's pickled state (Optuna, recorder) names
         m["storage"] = {"uri": mirror.remote.uri, "local_dir": str(run_dir)}
     writer.write_manifest(m)
-    ended = False
     try:
         _fit(spec, run_dir, writer, mirror=mirror, splits=prefetch.splits())
         writer.update_manifest(status="finished", finished_at=now())
-        ended = True
     except KeyboardInterrupt:
         writer.update_manifest(status="interrupted")
         print("interrupted: writing the report of the trials so far", flush=True)
-        ended = True
-    finally:
-        if not ended:
-            stop_ray(mirror)
+    except BaseException:
+        stop_ray(mirror)
+        raise
     return stop_ray_and_report(run_dir, mirror)
 
 

@@ -4,15 +4,19 @@ busy fraction = sum over trials of the last reported ``time_s`` (the trial's tra
                 / (sweep wall time x parallel trial slots)
 
 Both sweeps run the same trials (same trainable, same fixed config, learning rate drawn at random, 1 CPU per
-trial, one slot per core) in the same process, one after the other (order alternating over ``--reps``):
+trial, one slot per core), each in a fresh Python process of its own (so that neither inherits the other's
+imports or environment), one after the other (order alternating over ``--reps``). The wall time runs from
+the start of the sweep's own imports to its return:
 
-  wattsweep   ``orchestrator.sweep.run_sweep``: wall = the whole call (Ray start, sweep, Ray shutdown and the
-              report it builds; the report's share is printed on its own)
-  plain-tune  ``ray.init`` + ``tune.Tuner(tune_trainable, param_space=..., TuneConfig(num_samples=N)).fit()`` +
-              ``ray.shutdown``, every other setting at Tune's default (output silenced with verbose=0)
+  wattsweep   ``from orchestrator.sweep import run_sweep`` + ``run_sweep(...)``: Ray start, sweep, Ray
+              shutdown and the report it builds (the report's share is printed on its own)
+  plain-tune  ``import ray, ray.tune`` + ``ray.init`` + ``tune.Tuner(tune_trainable, param_space=...,
+              TuneConfig(num_samples=N)).fit()`` + ``ray.shutdown``, every other setting at Tune's default
+              (output silenced with verbose=0)
 
 ``time_s`` includes each epoch's ``tune.report`` round trip (the trial waits there for the driver), so busy
-time is training plus reporting; the overhead left outside it is the per-trial and per-sweep cost.
+time is training plus reporting; the overhead left outside it is the per-trial and per-sweep cost. The issue's
+workload is trials of about 5 s: the table prints the mean trial length, pick ``--epochs`` to match.
 
 Usage:
     python benchmarks/busy_fraction.py [--trials 24] [--epochs 11] [--reps 1] [--only wattsweep|plain-tune]
@@ -24,14 +28,16 @@ import argparse
 import contextlib
 import functools
 import io
+import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +117,9 @@ def _timed(store: list[float], fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTiming:
-    """One wattsweep sweep through ``run_sweep``, timed from the call to its return."""
+    """One wattsweep sweep through ``run_sweep``, timed from its import to its return (run in a fresh process)."""
+    t_call = time.time()
+    t0 = time.perf_counter()
     import reports
     from orchestrator.sweep import run_sweep
 
@@ -120,8 +128,6 @@ def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTi
     original = reports.build_report
     reports.build_report = _timed(report_times, original)  # why: run_sweep imports it from `reports` at call time
     try:
-        t_call = time.time()
-        t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # why: one progress line per trial; the table says it all
             run_sweep(sweep_spec(name, trials, epochs, seed), storage=storage)
         wall = time.perf_counter() - t0
@@ -145,7 +151,8 @@ def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTi
 
 
 def run_plain_tune(storage: Path, trials: int, epochs: int, seed: int) -> SweepTiming:
-    """The same trials through a plain ``tune.Tuner`` with Tune's defaults, timed from ``ray.init`` to shutdown."""
+    """The same trials through a plain ``tune.Tuner`` with Tune's defaults, timed from ``import ray`` to shutdown."""
+    t0 = time.perf_counter()
     import ray
     from ray import tune
 
@@ -155,7 +162,6 @@ def run_plain_tune(storage: Path, trials: int, epochs: int, seed: int) -> SweepT
     paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     options = {"max_epochs": None, "num_threads": 1, "watts_per_core": None}
-    t0 = time.perf_counter()
     # why address="local": a bare ray.init() joins any cluster already running on the machine
     ray.init(
         address="local", num_cpus=_slots(), include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
@@ -175,6 +181,19 @@ def run_plain_tune(storage: Path, trials: int, epochs: int, seed: int) -> SweepT
     return SweepTiming("plain-tune", len(results), _slots(), wall, busy)
 
 
+RUNNERS = {"wattsweep": run_wattsweep, "plain-tune": run_plain_tune}
+
+
+def run_in_child(kind: str, storage: Path, trials: int, epochs: int, seed: int) -> SweepTiming:
+    """``RUNNERS[kind]`` in a fresh Python process (nothing imported, Tune's environment untouched)."""
+    cmd = [sys.executable, __file__, "--child", kind, "--storage", str(storage)]
+    cmd += ["--trials", str(trials), "--epochs", str(epochs), "--seed", str(seed)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{kind} sweep failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    return SweepTiming(**json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def _slots() -> int:
     return os.cpu_count() or 1
 
@@ -189,14 +208,14 @@ def _load() -> str:
 def print_table(rows: list[SweepTiming]) -> None:
     print(
         f"{'sweep':<11} {'trials':>6} {'slots':>5} {'wall s':>7} {'busy s':>7} {'idle core-s':>11} "
-        f"{'idle/trial s':>12} {'busy fraction':>13} {'w/o report':>10}"
+        f"{'idle/trial s':>12} {'trial s':>7} {'busy fraction':>13} {'w/o report':>10}"
     )
     for r in rows:
         idle = r.wall_s * r.slots - r.busy_s
         no_report = f"{r.busy_fraction_without_report:10.3f}" if r.report_s else f"{'-':>10}"
         print(
             f"{r.kind:<11} {r.trials:>6} {r.slots:>5} {r.wall_s:7.1f} {r.busy_s:7.1f} {idle:11.1f} "
-            f"{idle / max(r.trials, 1):12.2f} {r.busy_fraction:13.3f} {no_report}"
+            f"{idle / max(r.trials, 1):12.2f} {r.busy_s / max(r.trials, 1):7.2f} {r.busy_fraction:13.3f} {no_report}"
         )
     for r in rows:
         if r.kind == "wattsweep" and r.first_start_s is not None and r.after_last_s is not None:
@@ -209,23 +228,29 @@ def print_table(rows: list[SweepTiming]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=24)
-    ap.add_argument("--epochs", type=int, default=11, help="epochs per trial (11: about 5 s with both cores busy)")
+    ap.add_argument("--epochs", type=int, default=11, help="epochs per trial (11: 3-5 s per trial on 2 cores)")
     ap.add_argument("--reps", type=int, default=1, help="repetitions of the pair, order alternating")
-    ap.add_argument("--only", choices=("wattsweep", "plain-tune"), default=None)
+    ap.add_argument("--only", choices=tuple(RUNNERS), default=None)
+    ap.add_argument("--child", choices=tuple(RUNNERS), help=argparse.SUPPRESS)  # internal: one sweep, JSON out
+    ap.add_argument("--storage", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        timing = RUNNERS[args.child](args.storage, args.trials, args.epochs, args.seed)
+        print(json.dumps(asdict(timing)))
+        return 0
     print(
         f"busy_fraction: {args.trials} trials x {args.epochs} epochs (resnet depth {FIXED['depth']} width "
         f"{FIXED['width']}, digits), {_slots()} slots of 1 CPU; {platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}; load average before: {_load()}",
+        f"python {platform.python_version()}; each sweep in a fresh process; load average before: {_load()}",
         flush=True,
     )
-    kinds = ["wattsweep", "plain-tune"] if args.only is None else [args.only]
+    kinds = list(RUNNERS) if args.only is None else [args.only]
     rows: list[SweepTiming] = []
     with tempfile.TemporaryDirectory(prefix="busy_fraction_") as tmp:
         for rep in range(args.reps):
             for kind in kinds if rep % 2 == 0 else kinds[::-1]:
-                run = run_wattsweep if kind == "wattsweep" else run_plain_tune
-                rows.append(run(Path(tmp), args.trials, args.epochs, seed=rep))
+                rows.append(run_in_child(kind, Path(tmp), args.trials, args.epochs, seed=rep))
                 print(
                     f"  done: {kind} rep {rep}: busy fraction {rows[-1].busy_fraction:.3f} (load average {_load()})",
                     flush=True,

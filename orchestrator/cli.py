@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JOULES",
         help="stop launching trials once the sweep has spent this much energy; running trials stop at their next rung",
     )
+    s.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also write TensorBoard event files (scalars) under RUN_DIR/tune (costs the driver ~1 s importing torch)",
+    )
 
     r = sub.add_parser("report", help="(re)build the report of a run directory, finished or not")
     r.add_argument("run_dir", help="a run directory, or a run's URI (s3://BUCKET/PREFIX/NAME)")
@@ -132,6 +138,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         max_epochs=args.max_epochs,
         seed=args.seed,
         energy_budget=args.energy_budget,
+        tensorboard=args.tensorboard,
     )
     _check_data(spec)
     # why: a URI (s3://, gs://, file://) stays a string; Path() would fold its "//"

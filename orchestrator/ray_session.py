@@ -29,6 +29,8 @@ def init_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # why: checkpointing every epoch of second-long trials trips a warning meant for slow remote storage
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # why: the sweep picks Tune's loggers itself (sweep._tune_loggers); Tune would add TensorBoard's
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     kwargs: dict[str, Any] = dict(
         include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False, configure_logging=True
     )

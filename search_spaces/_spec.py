@@ -43,6 +43,7 @@ TOP_KEYS = (
     "resources",
     "scheduler",
     "energy",
+    "tensorboard",
 )
 
 
@@ -128,6 +129,7 @@ class SweepSpec:
     energy: EnergySettings = EnergySettings()
     description: str = ""
     max_epochs: int | None = None  # CLI --max-epochs: caps each trial's epochs
+    tensorboard: bool = False  # also write TensorBoard event files under <run>/tune (CLI --tensorboard)
     source: str = ""  # the file it came from
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -154,7 +156,7 @@ class SweepSpec:
         return min(epochs, self.max_epochs) if self.max_epochs else epochs
 
     def with_overrides(self, **changes: Any) -> SweepSpec:
-        """A copy with CLI overrides (num_samples, max_epochs, seed, name); validated."""
+        """A copy with CLI overrides (num_samples, max_epochs, seed, name, energy_budget, tensorboard); validated."""
         seed = changes.pop("seed", None)
         budget = changes.pop("energy_budget", None)
         if budget is not None:
@@ -172,6 +174,12 @@ class SweepSpec:
 def _int(field_: str, v: Any, minimum: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         raise SpecError(field_, v, f"an integer >= {minimum}")
+    return v
+
+
+def _bool(field_: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise SpecError(field_, v, "true or false")
     return v
 
 
@@ -337,6 +345,7 @@ def parse_spec(raw: Any, *, source: str = "<memory>") -> SweepSpec:
         scheduler=_parse_scheduler(d.get("scheduler", "fifo")),
         energy=_parse_energy(d.get("energy")),
         description=str(d.get("description", "")),
+        tensorboard=_bool("tensorboard", d.get("tensorboard", False)),
         source=source,
         raw=d,
     )
@@ -368,10 +377,7 @@ def _parse_scheduler(raw: Any) -> SchedulerSpec:
     tie_break = d.get("tie_break", "crowding")
     if tie_break not in TIE_BREAKS:
         raise SpecError("scheduler.tie_break", tie_break, f"one of {list(TIE_BREAKS)}")
-    defer = d.get("defer", False)
-    if not isinstance(defer, bool):
-        raise SpecError("scheduler.defer", defer, "true or false")
-    return SchedulerSpec(kind, grace, eta, weights, tie_break, defer)
+    return SchedulerSpec(kind, grace, eta, weights, tie_break, _bool("scheduler.defer", d.get("defer", False)))
 
 
 def _check_combinations(spec: SweepSpec) -> None:

@@ -60,3 +60,7 @@ def test_energy_budget_stops_launching_and_ends_running_trials_at_a_rung(tmp_pat
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert states.count(optuna.trial.TrialState.PRUNED) == len(launched)
     assert optuna.trial.TrialState.COMPLETE not in states
+    # without tensorboard in the spec or --tensorboard: Tune's result logs, no TensorBoard event files
+    trial_dirs = [p for p in (run_dir / "tune").iterdir() if p.is_dir() and p.name.startswith("trial_")]
+    assert trial_dirs and all((d / "result.json").is_file() for d in trial_dirs)
+    assert not list((run_dir / "tune").rglob("events.out.tfevents.*"))

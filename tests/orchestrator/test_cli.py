@@ -45,6 +45,7 @@ def test_validate_ok() -> None:
         ("name: x\nfixed: {model: vgg}\n", "fixed.model", "vgg"),
         ("name: x\nsampler: {kind: grid}\n", "sampler.kind", "grid"),
         ("name: x\nobjectives: [{metric: joy, direction: max}]\n", "objectives[0].metric", "joy"),
+        ("name: x\ntensorboard: sometimes\n", "tensorboard", "sometimes"),
     ],
 )
 def test_bad_spec_exits_2_naming_field(tmp_path: Path, text: str, field: str, value: str) -> None:

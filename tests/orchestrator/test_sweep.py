@@ -56,6 +56,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
             str(tmp / "runs"),
             "--name",
             NAME,
+            "--tensorboard",
         ],
         cwd=ROOT,
         env=env,
@@ -79,6 +80,15 @@ def test_sweep_finishes_and_prints_report_path(sweep: tuple[Path, subprocess.Com
     assert "front so far" in r.stdout
     # Tune's TensorBoard logger gets scalars only: no warning per trial about the lists in a final result
     assert "invalid value" not in r.stdout + r.stderr
+
+
+def test_tensorboard_event_files_on_request(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    run_dir, _ = sweep
+    trial_dirs = [p for p in (run_dir / "tune").iterdir() if p.is_dir() and p.name.startswith("trial_")]
+    assert len(trial_dirs) == 5
+    for d in trial_dirs:
+        assert list(d.glob("events.out.tfevents.*")), f"--tensorboard: no event file in {d}"
+        assert (d / "result.json").is_file() and (d / "progress.csv").is_file()
 
 
 def test_report_files(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

@@ -3,7 +3,10 @@
 Strategies, each with the same number of trials, over several sampler seeds, in one run:
   random          random sampling, every trial runs its whole budget
   nsga2           Optuna NSGA-II, every trial runs its whole budget
-  moasha-<s>      wattsweep's early stopping (MO-ASHA, grace period 1, reduction factor 3) with sampler <s>
+  default         wattsweep's default strategy: the sampler and scheduler of search_spaces/digits_resnet.yaml
+                  (the issue's (c); its ratio to random search is the headline "energy ratio (c)/(a)")
+  moasha-<s>      variants of wattsweep's early stopping (MO-ASHA, grace period 1, reduction factor 3) with
+                  sampler <s>, runnable with --strategies
 
 Per sweep, in the order trials ended: the hypervolume (accuracy max, energy_j min) of the front of COMPLETE trials
 against the cumulative energy of ALL trials (complete and stopped): energy is an estimate from process CPU time
@@ -16,7 +19,7 @@ the sweeps are comparable only when run under similar load; the script prints th
 
 Usage:
     python benchmarks/search_efficiency.py --build-reference     # once: the grid, ~10 min on 2 cores
-    python benchmarks/search_efficiency.py                       # 3 seeds x 5 strategies x 24 trials, ~20 min
+    python benchmarks/search_efficiency.py                       # 3 seeds x 3 strategies x 24 trials, ~20 min
     python benchmarks/search_efficiency.py --quick               # 1 seed x 16 trials, ~5 min
 """
 
@@ -86,8 +89,22 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any] | str]] = {  # key -> (sampler k
     "moasha-random-defer-hv-eta4": ("random", {**DEFER_HV, "reduction_factor": 4}),
     "moasha-nsga2-defer-hv": ("nsga2", DEFER_HV),
 }
-# why not all: on 2 shared cores each strategy costs 5-15 min over 3 seeds; the others stay runnable by name
-DEFAULT_STRATEGIES = ["random", "moasha-random", "moasha-random-defer", "moasha-random-defer-hv"]
+
+
+def _default_strategy() -> tuple[str, dict[str, Any] | str]:
+    """wattsweep's default strategy: the sampler and scheduler of the shipped default spec."""
+    from search_spaces import load_spec
+
+    raw = load_spec(str(ROOT / "search_spaces" / "digits_resnet.yaml")).raw
+    sampler = raw.get("sampler", {})
+    return (sampler.get("kind", "nsga2") if isinstance(sampler, dict) else str(sampler)), raw.get("scheduler", "fifo")
+
+
+# (c) of the issue: whatever search_spaces/digits_resnet.yaml uses, decided before the run (not the best variant
+# picked afterwards from the same run's noise)
+STRATEGIES["default"] = _default_strategy()
+# (a), (b), (c); the variants stay runnable by name (on 2 cores each costs 5-15 min over 3 seeds)
+DEFAULT_STRATEGIES = ["random", "nsga2", "default"]
 LEVELS = (0.90, 0.95)
 
 
@@ -371,17 +388,26 @@ def print_ratios(results: list[SweepResult], ref_hv: float) -> str | None:
     print(f"{'strategy':<22} {format(level, '.0%') + ' of ref HV':>26} {format(common, '.0%') + ' of ref HV':>26}")
     for key, ratio in at_level.items():
         print(f"{key:<22} {_fmt_ratio(ratio):>26} {_fmt_ratio(at_common[key]):>26}")
+    note = "" if level == 0.95 else f"  (at {level:.0%} of the reference HV, not 95 %: see above)"
+    if "default" in at_level:
+        c = at_level["default"]
+        print(f"\n(c) = wattsweep's default strategy: sampler {STRATEGIES['default'][0]} + {STRATEGIES['default'][1]}")
+        if not isinstance(c, float):
+            print(f"energy ratio (c)/(a): none: the default strategy {c} at {level:.0%}")
+            return None
+        print(f"energy ratio (c)/(a): {c:.2f}{note}")
+        return "default"
     early = {k: v for k, v in at_level.items() if k.startswith("moasha-") and isinstance(v, float)}
     if not early:
-        print("\nno early-stopping strategy reached the level in every seed: no (c)/(a) ratio")
+        print("\nno early-stopping strategy reached the level in every seed: no ratio")
         return None
     best = min(early, key=early.__getitem__)
+    # why not "(c)/(a)": picking the best of several variants in the run that scores them favours the luckiest
     print(
-        f"\nbest early-stopping strategy (c) (lowest energy to {level:.0%}, reached in every seed): {best} "
-        f"(sampler {STRATEGIES[best][0]} + {STRATEGIES[best][1]})"
+        f"\nbest early-stopping variant run (lowest energy to {level:.0%}, reached in every seed; chosen after the "
+        f"fact, so optimistic): {best} (sampler {STRATEGIES[best][0]} + {STRATEGIES[best][1]}): {early[best]:.2f}"
+        f"{note}"
     )
-    note = "" if level == 0.95 else f"  (at {level:.0%} of the reference HV, not 95 %: see above)"
-    print(f"energy ratio (c)/(a): {early[best]:.2f}{note}")
     return best
 
 

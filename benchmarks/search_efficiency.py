@@ -86,6 +86,7 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any] | str]] = {  # key -> (sampler k
     "moasha-random-defer": ("random", {**MOASHA, "defer": True}),
     "moasha-random-hv": ("random", {**MOASHA, "tie_break": "hypervolume"}),
     "moasha-random-defer-hv": ("random", DEFER_HV),
+    "moasha-random-defer-eta4": ("random", {**MOASHA, "defer": True, "reduction_factor": 4}),
     "moasha-random-defer-hv-eta4": ("random", {**DEFER_HV, "reduction_factor": 4}),
     "moasha-nsga2-defer-hv": ("nsga2", DEFER_HV),
 }

@@ -112,6 +112,8 @@ class HonestOptunaSearch(OptunaSearch):
 def make_search(spec: SweepSpec, run_dir: Path) -> HonestOptunaSearch:
     """Multi-objective OptunaSearch over all of the spec's objectives, stored in <run_dir>/optuna.db."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{(run_dir / 'optuna.db').resolve()}")
+    # why: Optuna's INFO line about the new study repeats what the sweep's first line says (run dir, name)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     return HonestOptunaSearch(
         space=SearchSpaceFn(spec.space, spec.fixed),
         metric=[o.metric for o in spec.objectives],

@@ -82,6 +82,7 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any] | str]] = {  # key -> (sampler k
     "nsga2": ("nsga2", "fifo"),
     "moasha-nsga2": ("nsga2", MOASHA),
     "moasha-tpe": ("tpe", MOASHA),
+    "moasha-tpe-defer": ("tpe", {**MOASHA, "defer": True}),
     "moasha-random": ("random", MOASHA),
     "moasha-random-defer": ("random", {**MOASHA, "defer": True}),
     "moasha-random-hv": ("random", {**MOASHA, "tie_break": "hypervolume"}),

@@ -97,9 +97,9 @@ def _default_strategy() -> tuple[str, dict[str, Any] | str]:
     """wattsweep's default strategy: the sampler and scheduler of the shipped default spec."""
     from search_spaces import load_spec
 
-    raw = load_spec(str(ROOT / "search_spaces" / "digits_resnet.yaml")).raw
-    sampler = raw.get("sampler", {})
-    return (sampler.get("kind", "nsga2") if isinstance(sampler, dict) else str(sampler)), raw.get("scheduler", "fifo")
+    spec = load_spec(str(ROOT / "search_spaces" / "digits_resnet.yaml"))
+    # why raw for the scheduler: spec_for() builds a spec from the same YAML mapping the user wrote
+    return spec.sampler.kind, spec.raw.get("scheduler", "fifo")
 
 
 # (c) of the issue: whatever search_spaces/digits_resnet.yaml uses, decided before the run (not the best variant

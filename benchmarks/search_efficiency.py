@@ -5,6 +5,8 @@ Strategies, each with the same number of trials, over several sampler seeds, in 
   nsga2           Optuna NSGA-II, every trial runs its whole budget
   default         wattsweep's default strategy: the sampler and scheduler of search_spaces/digits_resnet.yaml
                   (the issue's (c); its ratio to random search is the headline "energy ratio (c)/(a)")
+  cheap-random    random sampling after a cheap start (the first 4 trials each the predicted-cheapest of 4
+                  random draws), every trial runs its whole budget
   moasha-<s>      variants of wattsweep's early stopping (MO-ASHA, grace period 1, reduction factor 3) with
                   sampler <s>, runnable with --strategies
 
@@ -77,29 +79,37 @@ MOASHA = {"kind": "moasha", "grace_period": 1, "reduction_factor": 3}
 # their whole budget; "defer" judges them once the rung holds eta points, "hv" orders a front by hypervolume
 # contribution instead of crowding (crowding always keeps both extremes, e.g. the costliest accurate network)
 DEFER_HV = {**MOASHA, "defer": True, "tie_break": "hypervolume"}
-STRATEGIES: dict[str, tuple[str, dict[str, Any] | str]] = {  # key -> (sampler kind, scheduler)
-    "random": ("random", "fifo"),
-    "nsga2": ("nsga2", "fifo"),
-    "moasha-nsga2": ("nsga2", MOASHA),
-    "moasha-tpe": ("tpe", MOASHA),
-    "moasha-tpe-defer": ("tpe", {**MOASHA, "defer": True}),
-    "moasha-random": ("random", MOASHA),
-    "moasha-random-defer": ("random", {**MOASHA, "defer": True}),
-    "moasha-random-hv": ("random", {**MOASHA, "tie_break": "hypervolume"}),
-    "moasha-random-defer-hv": ("random", DEFER_HV),
-    "moasha-random-defer-eta4": ("random", {**MOASHA, "defer": True, "reduction_factor": 4}),
-    "moasha-random-defer-hv-eta4": ("random", {**DEFER_HV, "reduction_factor": 4}),
-    "moasha-nsga2-defer-hv": ("nsga2", DEFER_HV),
+RANDOM, TPE, NSGA2 = {"kind": "random"}, {"kind": "tpe"}, {"kind": "nsga2"}
+# why a variant with the cheap start alone (no early stopping): to tell its share of the default's saving from
+# MO-ASHA's
+CHEAP = {**RANDOM, "cheap_start": 4}
+Sampler = dict[str, Any]  # the spec's sampler mapping, without the seed
+STRATEGIES: dict[str, tuple[Sampler, dict[str, Any] | str]] = {  # key -> (sampler, scheduler)
+    "random": (RANDOM, "fifo"),
+    "nsga2": (NSGA2, "fifo"),
+    "cheap-random": (CHEAP, "fifo"),
+    "moasha-nsga2": (NSGA2, MOASHA),
+    "moasha-tpe": (TPE, MOASHA),
+    "moasha-tpe-defer": (TPE, {**MOASHA, "defer": True}),
+    "moasha-random": (RANDOM, MOASHA),
+    "moasha-random-defer": (RANDOM, {**MOASHA, "defer": True}),
+    "moasha-cheap-random-defer": (CHEAP, {**MOASHA, "defer": True}),
+    "moasha-random-hv": (RANDOM, {**MOASHA, "tie_break": "hypervolume"}),
+    "moasha-random-defer-hv": (RANDOM, DEFER_HV),
+    "moasha-random-defer-eta4": (RANDOM, {**MOASHA, "defer": True, "reduction_factor": 4}),
+    "moasha-random-defer-hv-eta4": (RANDOM, {**DEFER_HV, "reduction_factor": 4}),
+    "moasha-nsga2-defer-hv": (NSGA2, DEFER_HV),
 }
 
 
-def _default_strategy() -> tuple[str, dict[str, Any] | str]:
+def _default_strategy() -> tuple[Sampler, dict[str, Any] | str]:
     """wattsweep's default strategy: the sampler and scheduler of the shipped default spec."""
     from search_spaces import load_spec
 
     spec = load_spec(str(ROOT / "search_spaces" / "digits_resnet.yaml"))
-    # why raw for the scheduler: spec_for() builds a spec from the same YAML mapping the user wrote
-    return spec.sampler.kind, spec.raw.get("scheduler", "fifo")
+    # why raw: spec_for() builds a spec from the same YAML mappings the user wrote (the seed is the benchmark's)
+    sampler = {k: v for k, v in spec.raw.get("sampler", {}).items() if k != "seed"}
+    return sampler, spec.raw.get("scheduler", "fifo")
 
 
 # (c) of the issue: whatever search_spaces/digits_resnet.yaml uses, decided before the run (not the best variant
@@ -235,7 +245,7 @@ def spec_for(strategy: str, seed: int, n_trials: int) -> SweepSpec:
         "dataset": {"name": "digits"},
         "fixed": FIXED,
         "space": SPACE,
-        "sampler": {"kind": sampler, "seed": seed},
+        "sampler": {**sampler, "seed": seed},
         "scheduler": scheduler,
         "num_samples": n_trials,
         "resources": {"cpu": 1, "gpu": 0},
@@ -393,7 +403,7 @@ def print_ratios(results: list[SweepResult], ref_hv: float) -> str | None:
     note = "" if level == 0.95 else f"  (at {level:.0%} of the reference HV, not 95 %: see above)"
     if "default" in at_level:
         c = at_level["default"]
-        print(f"\n(c) = wattsweep's default strategy: sampler {STRATEGIES['default'][0]} + {STRATEGIES['default'][1]}")
+        print(f"\n(c) = wattsweep's default strategy: {_describe('default')}")
         if not isinstance(c, float):
             print(f"energy ratio (c)/(a): none: the default strategy {c} at {level:.0%}")
             return None
@@ -407,10 +417,16 @@ def print_ratios(results: list[SweepResult], ref_hv: float) -> str | None:
     # why not "(c)/(a)": picking the best of several variants in the run that scores them favours the luckiest
     print(
         f"\nbest early-stopping variant run (lowest energy to {level:.0%}, reached in every seed; chosen after the "
-        f"fact, so optimistic): {best} (sampler {STRATEGIES[best][0]} + {STRATEGIES[best][1]}): {early[best]:.2f}"
+        f"fact, so optimistic): {best} ({_describe(best)}): {early[best]:.2f}"
         f"{note}"
     )
     return best
+
+
+def _describe(strategy: str) -> str:
+    sampler, scheduler = STRATEGIES[strategy]
+    extra = ", ".join(f"{k} {v}" for k, v in sampler.items() if k != "kind")
+    return f"sampler {sampler['kind']}{f' ({extra})' if extra else ''} + {scheduler}"
 
 
 def _fmt_ratio(ratio: float | str) -> str:

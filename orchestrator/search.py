@@ -3,27 +3,142 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import Param, SweepSpec
 
+DataShape = tuple[tuple[int, ...], int]  # (input shape of one sample, number of classes)
 
-def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
-    """The spec's sampler, seeded."""
+
+def make_sampler(spec: SweepSpec, data_shape: DataShape | None = None) -> optuna.samplers.BaseSampler:
+    """The spec's sampler, seeded; behind a ``CheapStartSampler`` when the spec asks for a cheap start.
+
+    ``data_shape``: (input shape, number of classes) of the sweep's dataset, which the cheap start's cost
+    prediction needs (ValueError without it when the spec asks for a cheap start).
+    """
     s = spec.sampler
+    base: optuna.samplers.BaseSampler
     if s.kind == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
-    if s.kind == "tpe":
-        return optuna.samplers.TPESampler(seed=s.seed, multivariate=True)
-    # why: optuna's default population (50) would make a 16-trial sweep pure random sampling
-    pop = s.population_size or max(4, min(50, spec.num_samples // 4))
-    return optuna.samplers.NSGAIISampler(seed=s.seed, population_size=pop)
+        base = optuna.samplers.RandomSampler(seed=s.seed)
+    elif s.kind == "tpe":
+        base = optuna.samplers.TPESampler(seed=s.seed, multivariate=True)
+    else:
+        # why: optuna's default population (50) would make a 16-trial sweep pure random sampling
+        pop = s.population_size or max(4, min(50, spec.num_samples // 4))
+        base = optuna.samplers.NSGAIISampler(seed=s.seed, population_size=pop)
+    if s.cheap_start <= 0:
+        return base
+    if data_shape is None:
+        raise ValueError("sampler.cheap_start needs the dataset's input shape and number of classes")
+    return CheapStartSampler(base, cheap_start_plan(spec, *data_shape))
+
+
+def _draw(p: Param, rng: np.random.Generator) -> Any:
+    """One value of ``p`` with the distribution Optuna's RandomSampler gives it."""
+    if p.kind == "choice":
+        return p.values[int(rng.integers(len(p.values)))]
+    assert p.low is not None and p.high is not None
+    if p.kind == "int":
+        step = p.step or 1
+        return int(p.low) + step * int(rng.integers((int(p.high) - int(p.low)) // step + 1))
+    if p.kind == "loguniform":
+        return float(math.exp(rng.uniform(math.log(p.low), math.log(p.high))))
+    return float(rng.uniform(p.low, p.high))
+
+
+def cheap_start_plan(spec: SweepSpec, input_shape: tuple[int, ...], num_classes: int) -> list[dict[str, Any]]:
+    """The cheap start's trials: each the lowest predicted training cost of ``cheap_start_candidates`` random
+    draws of the whole space (seeded by the sampler's seed); a tie keeps the earlier draw.
+
+    why: a sweep for the accuracy / energy front should meet the cheap networks early. The low-energy end of
+    the front is made of them, and with a fixed reference point it holds most of the front's hypervolume; a
+    network that costs more must then beat them on accuracy. Drawing several candidates and keeping the
+    cheapest biases the start towards cheap networks without fixing it on one corner of the space: the
+    learning rate, the pruning ratio and whatever does not change the cost stay random (the "cost-effective
+    initial design" of Lee et al., Cost-aware Bayesian Optimization, 2020, in its simplest form).
+    """
+    from trainables.cost import training_cost
+
+    s = spec.sampler
+    rng = np.random.default_rng([s.seed, 0xC4EA9])  # why: a stream of its own, apart from the base sampler's
+    epochs = spec.max_epochs
+    plan: list[dict[str, Any]] = []
+    for _ in range(min(s.cheap_start, spec.num_samples)):
+        draws = [{p.name: _draw(p, rng) for p in spec.space} for _ in range(s.cheap_start_candidates)]
+
+        def cost(draw: dict[str, Any]) -> float:
+            config = {**spec.fixed, **draw}
+            if epochs:
+                config["epochs"] = min(int(config.get("epochs", epochs)), epochs)
+            return training_cost(config, input_shape, num_classes)
+
+        plan.append(min(draws, key=cost))
+    return plan
+
+
+class CheapStartSampler(optuna.samplers.BaseSampler):
+    """Trials 0..len(plan)-1 take their values from ``plan``; every later trial, and any parameter the plan
+    does not hold, from ``base``. The plan is fixed when the sweep starts, so a resumed sweep (its sampler
+    restored from Tune's pickled state) and a re-run with the same seed give the same start.
+    """
+
+    def __init__(self, base: optuna.samplers.BaseSampler, plan: list[dict[str, Any]]) -> None:
+        self.base = base
+        self.plan = [dict(p) for p in plan]
+
+    def _planned(self, trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+        return self.plan[trial.number] if trial.number < len(self.plan) else None
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        if self._planned(trial) is not None:
+            return {}
+        return self.base.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        if self._planned(trial) is not None:
+            return {}
+        return self.base.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> Any:
+        planned = self._planned(trial)
+        if planned is not None and param_name in planned:
+            return planned[param_name]
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
 
 
 class SearchSpaceFn:
@@ -109,8 +224,10 @@ class HonestOptunaSearch(OptunaSearch):
                 storage.set_trial_state_values(frozen._trial_id, optuna.trial.TrialState.FAIL)
 
 
-def make_search(spec: SweepSpec, run_dir: Path) -> HonestOptunaSearch:
-    """Multi-objective OptunaSearch over all of the spec's objectives, stored in <run_dir>/optuna.db."""
+def make_search(spec: SweepSpec, run_dir: Path, data_shape: DataShape | None = None) -> HonestOptunaSearch:
+    """Multi-objective OptunaSearch over all of the spec's objectives, stored in <run_dir>/optuna.db.
+
+    ``data_shape``: the dataset's (input shape, classes), for the cheap start's cost prediction."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{(run_dir / 'optuna.db').resolve()}")
     # why: Optuna's INFO line about the new study repeats what the sweep's first line says (run dir, name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -118,7 +235,7 @@ def make_search(spec: SweepSpec, run_dir: Path) -> HonestOptunaSearch:
         space=SearchSpaceFn(spec.space, spec.fixed),
         metric=[o.metric for o in spec.objectives],
         mode=[o.direction for o in spec.objectives],
-        sampler=make_sampler(spec),
+        sampler=make_sampler(spec, data_shape),
         storage=storage,
         study_name=spec.name,
     )

@@ -175,7 +175,8 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = Non
         f"({resources['cpu']:g} CPU, {resources['gpu']:g} GPU each); run dir {run_dir}",
         flush=True,
     )
-    search, scheduler = make_search(spec, run_dir), make_scheduler(spec)
+    shape = (splits.input_shape, splits.num_classes) if splits is not None else None
+    search, scheduler = make_search(spec, run_dir, shape), make_scheduler(spec)
     budget = None
     if spec.energy.budget_j:
         budget = EnergyBudget(spec.energy.budget_j, getattr(scheduler, "milestones", ()))

@@ -84,6 +84,10 @@ class SamplerSpec:
     kind: str = "nsga2"
     seed: int = 0
     population_size: int | None = None  # nsga2 only; None = optuna's default (50) capped to num_samples
+    # cheap start: the first `cheap_start` trials are each the predicted-cheapest of `cheap_start_candidates`
+    # random draws (orchestrator.search.CheapStartSampler); 0 = off
+    cheap_start: int = 0
+    cheap_start_candidates: int = 4
 
 
 @dataclass(frozen=True)
@@ -279,7 +283,7 @@ def _parse_objectives(raw: Any) -> tuple[Objective, ...]:
 
 
 def _parse_sampler(raw: Any) -> SamplerSpec:
-    d = _mapping("sampler", raw, ("kind", "seed", "population_size"))
+    d = _mapping("sampler", raw, ("kind", "seed", "population_size", "cheap_start", "cheap_start_candidates"))
     kind = d.get("kind", "nsga2")
     if kind not in SAMPLERS:
         raise SpecError("sampler.kind", kind, f"one of {list(SAMPLERS)}")
@@ -287,7 +291,9 @@ def _parse_sampler(raw: Any) -> SamplerSpec:
     pop = d.get("population_size")
     if pop is not None:
         pop = _int("sampler.population_size", pop, 2)
-    return SamplerSpec(kind, seed, pop)
+    cheap = _int("sampler.cheap_start", d.get("cheap_start", 0), 0)
+    candidates = _int("sampler.cheap_start_candidates", d.get("cheap_start_candidates", 4), 2)
+    return SamplerSpec(kind, seed, pop, cheap, candidates)
 
 
 def _parse_resources(raw: Any) -> Resources:

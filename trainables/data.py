@@ -226,6 +226,10 @@ class SplitArrays:
     num_classes: int
     name: str
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
     def to_splits(self) -> Splits:
         """As torch tensors sharing the arrays' memory (no copy)."""
         import torch

@@ -22,9 +22,10 @@ recorded there is no top 1/eta: by default the trial continues (ASHA's rule, dec
 once, on arrival). With ``defer=True`` it continues only while no trial at the rung
 dominates it, and that rung judges it again at each of its later reports (also after
 it has passed higher rungs) until the rung holds ``reduction_factor`` points (then
-the top-1/eta rule, once). Why: on 2 slots the first trials at every rung otherwise
-always pass (about 7 of 24 trials ran their whole budget where successive halving
-means 3), and waiting for eta points without pausing would let them run on, since
+the top-1/eta rule, once); a trial stopped by such a late verdict is taken off the
+higher rungs it had reached, so that it cannot hold their top 1/eta. Why: on 2 slots
+the first trials at every rung otherwise always pass (about 7 of 24 trials ran their
+whole budget where successive halving means 3), and waiting for eta points without pausing would let them run on, since
 the eta-th point may arrive only after one of the two running trials ends.
 
 Energy objectives must be cumulative (``energy_j``): every trial at a rung has run
@@ -218,8 +219,20 @@ class MOASHAScheduler(FIFOScheduler):
         for milestone in list(self._pending.get(trial_id, ())):
             recorded = next(rec for m, rec in self._rungs if m == milestone)
             if self._judge(milestone, recorded, trial_id) == TrialScheduler.STOP:
+                self._withdraw_above(milestone, trial_id)
                 return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+    def _withdraw_above(self, milestone: float, trial_id: str) -> None:
+        """Take a trial's points off the rungs above ``milestone``, whose late verdict says it should have stopped.
+
+        why: otherwise a trial stopped this way stays ranked at the higher rungs it reached on a provisional
+        pass, and can hold the top 1/eta there while no longer running: every live trial ranked below it is then
+        stopped, and a sweep can end with no complete trial at all (seen: 24 of 24 stopped).
+        """
+        for m, recorded in self._rungs:
+            if m > milestone:
+                recorded.pop(trial_id, None)
 
     def _judge(self, milestone: float, recorded: dict[str, list[float]], trial_id: str) -> str:
         points, directions = list(recorded.values()), [d for _, d in self._objectives]

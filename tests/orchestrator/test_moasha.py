@@ -261,6 +261,27 @@ def test_a_deferred_trial_past_the_next_rung_is_still_held_to_the_first() -> Non
     assert clone.on_trial_result(None, StubTrial("X"), result(4, 0.6, 400.0)) == STOP
 
 
+def test_a_late_verdict_takes_the_trial_off_the_higher_rungs_it_reached() -> None:
+    # the sequence of a benchmark sweep (cheap start, seed 4) in which all 24 trials were stopped: B passed
+    # rung 3 alone, was then stopped by rung 1's late verdict, and as a ghost at rung 3 held its top 1 of 3,
+    # so C and D, both running, were stopped there and no trial completed
+    s = make(max_t=9, defer=True)
+    assert s.on_trial_result(None, StubTrial("A"), result(1, 0.715, 2.4)) == CONTINUE  # alone at rung 1
+    assert s.on_trial_result(None, StubTrial("B"), result(1, 0.859, 1.8)) == CONTINUE  # dominates A; n = 2
+    assert s.on_trial_result(None, StubTrial("A"), result(2, 0.919, 4.9)) == STOP  # judged again: dominated
+    assert s.on_trial_result(None, StubTrial("C"), result(1, 0.878, 1.1)) == CONTINUE  # n = 3: C is the top 1
+    # B reaches rung 3 alone (provisional pass), then rung 1's verdict (top 1 of A, B, C is C) stops it
+    assert s.on_trial_result(None, StubTrial("B"), result(3, 0.974, 5.4)) == STOP
+    assert "B" not in s.recorded(3) and "B" in s.recorded(1)  # off rung 3; rung 1 keeps what B showed there
+    assert s.on_trial_result(None, StubTrial("C"), result(3, 0.970, 3.5)) == CONTINUE  # alone at rung 3 now
+    assert s.on_trial_result(None, StubTrial("D"), result(1, 0.885, 1.2)) == CONTINUE  # top 2 of 4 at rung 1
+    # D reaches rung 3: C dominates it (same accuracy, fewer joules), n = 2 < 3 -> D stops, C goes on
+    assert s.on_trial_result(None, StubTrial("D"), result(3, 0.970, 3.6)) == STOP
+    for epoch in range(4, 9):
+        assert s.on_trial_result(None, StubTrial("C"), result(epoch, 0.975, 1.2 * epoch)) == CONTINUE
+    assert s.on_trial_result(None, StubTrial("C"), result(9, 0.98, 10.8)) == STOP  # max_t: C completes
+
+
 def test_defer_without_enough_trials_lets_them_finish() -> None:
     s = make(max_t=9, defer=True)
     for epoch in range(1, 9):

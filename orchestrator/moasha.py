@@ -126,6 +126,7 @@ class MOASHAScheduler(FIFOScheduler):
         self._tie_break = tie_break
         self._defer = defer
         self._pending: dict[str, list[float]] = {}  # trial_id -> rungs it passed on too few points (defer)
+        self._withdrawn: set[str] = set()  # trials a late verdict stopped and took off higher rungs (defer)
         # why plain lists/dicts: Tune pickles the scheduler into its experiment state
         self._rungs: list[tuple[float, dict[str, list[float]]]] = []  # (milestone, trial_id -> objective vector)
         milestone: float = grace_period
@@ -184,7 +185,9 @@ class MOASHAScheduler(FIFOScheduler):
     def on_trial_complete(self, tune_controller: TuneController, trial: Trial, result: dict[str, Any]) -> None:
         """Record a trial that ended on its own at a rung (as ASHA does), so later arrivals compare with it."""
         vector = self._vector(result) if result else None
-        if vector is not None:
+        # why not a withdrawn trial: Tune calls this also for the trials this scheduler stopped, with their last
+        # result, which would put a withdrawn trial back on the rung it was taken off
+        if vector is not None and trial.trial_id not in self._withdrawn:
             self._on_rung(trial.trial_id, result[self._time_attr], vector)
         self._pending.pop(trial.trial_id, None)  # why: an ended trial has nothing left to decide
 
@@ -230,6 +233,7 @@ class MOASHAScheduler(FIFOScheduler):
         pass, and can hold the top 1/eta there while no longer running: every live trial ranked below it is then
         stopped, and a sweep can end with no complete trial at all (seen: 24 of 24 stopped).
         """
+        self._withdrawn.add(trial_id)
         for m, recorded in self._rungs:
             if m > milestone:
                 recorded.pop(trial_id, None)

@@ -272,6 +272,7 @@ def test_a_late_verdict_takes_the_trial_off_the_higher_rungs_it_reached() -> Non
     assert s.on_trial_result(None, StubTrial("C"), result(1, 0.878, 1.1)) == CONTINUE  # n = 3: C is the top 1
     # B reaches rung 3 alone (provisional pass), then rung 1's verdict (top 1 of A, B, C is C) stops it
     assert s.on_trial_result(None, StubTrial("B"), result(3, 0.974, 5.4)) == STOP
+    s.on_trial_complete(None, StubTrial("B"), result(3, 0.974, 5.4))  # as Tune does after a STOP
     assert "B" not in s.recorded(3) and "B" in s.recorded(1)  # off rung 3; rung 1 keeps what B showed there
     assert s.on_trial_result(None, StubTrial("C"), result(3, 0.970, 3.5)) == CONTINUE  # alone at rung 3 now
     assert s.on_trial_result(None, StubTrial("D"), result(1, 0.885, 1.2)) == CONTINUE  # top 2 of 4 at rung 1

@@ -18,6 +18,13 @@ class RunError(RuntimeError):
     """A sweep failed at run time (exit code 1)."""
 
 
+class _TokenAuthNotice(logging.Filter):
+    """Drops Ray's notice that token authentication is on (only that one; every other record passes)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
 def init_ray(address: str | None) -> None:
     """Join the cluster at ``address`` (auto, HOST:PORT, ray://...), or start a local one with a slot per core."""
     import ray
@@ -40,6 +47,9 @@ def init_ray(address: str | None) -> None:
         # why: a local cluster we start and stop ourselves; Ray's usage-stats reporter (a dashboard process
         # that phones home) is left out unless the user asked for it
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # why: Ray turns token authentication on for every new local cluster and says so at WARNING level on each
+        # start, a line the user of a sweep cannot act on (wattsweep starts and stops the cluster); auth stays on
+        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TokenAuthNotice())
         # why: "local" always starts a new cluster; None would join one found in RAY_ADDRESS.
         # Prestarted workers are never used: Tune's trial actors carry a runtime env, so Ray starts
         # their workers anew; prestarting one idle Python per core only takes CPU from the sweep's start

@@ -80,6 +80,8 @@ def test_sweep_finishes_and_prints_report_path(sweep: tuple[Path, subprocess.Com
     assert "front so far" in r.stdout
     # Tune's TensorBoard logger gets scalars only: no warning per trial about the lists in a final result
     assert "invalid value" not in r.stdout + r.stderr
+    # Ray's notice that the local cluster uses token authentication is not the sweep user's business
+    assert "Token authentication" not in r.stdout + r.stderr
 
 
 def test_tensorboard_event_files_on_request(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

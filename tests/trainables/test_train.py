@@ -79,3 +79,28 @@ def test_given_splits_are_used_and_the_dataset_is_not_loaded_again() -> None:
     assert len(results) == 1
     cm = final[M.CONFUSION_MATRIX]
     assert sum(map(sum, cm)) == half  # the confusion matrix counts the given test rows, no others
+
+
+@pytest.mark.parametrize(
+    ("source", "window"), [("nvml-counter", 0.5), ("nvml-power", 0.5), ("rapl", 0.1), ("estimated-cpu", 0.0)]
+)
+def test_inference_window_follows_the_meters_resolution(source: str, window: float) -> None:
+    from trainables.train import inference_window_s
+
+    assert inference_window_s(source) == window
+
+
+def test_inference_measured_without_a_floor_on_the_cpu_estimate() -> None:
+    import torch
+
+    from trainables.energy import make_meter
+    from trainables.models import build_model
+    from trainables.train import inference_window_s, measure_inference
+
+    model = build_model(TrialConfig(depth=8, width=8), (1, 8, 8), 10)
+    meter = make_meter("cpu")
+    meter.start()
+    out = measure_inference(model, torch.randn(64, 1, 8, 8), meter, min_s=inference_window_s(meter.source))
+    meter.stop()
+    assert meter.source == "estimated-cpu"
+    assert out[M.INFER_ENERGY_J_PER_1K] > 0 and out[M.INFER_LATENCY_MS] > 0

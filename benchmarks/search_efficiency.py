@@ -94,6 +94,7 @@ STRATEGIES: dict[str, tuple[Sampler, dict[str, Any] | str]] = {  # key -> (sampl
     "moasha-random": (RANDOM, MOASHA),
     "moasha-random-defer": (RANDOM, {**MOASHA, "defer": True}),
     "moasha-cheap-random-defer": (CHEAP, {**MOASHA, "defer": True}),
+    "moasha-cheap-random-defer-hv": (CHEAP, DEFER_HV),
     "moasha-random-hv": (RANDOM, {**MOASHA, "tie_break": "hypervolume"}),
     "moasha-random-defer-hv": (RANDOM, DEFER_HV),
     "moasha-random-defer-eta4": (RANDOM, {**MOASHA, "defer": True, "reduction_factor": 4}),

@@ -64,21 +64,20 @@ def cheap_start_plan(spec: SweepSpec, input_shape: tuple[int, ...], num_classes:
     learning rate, the pruning ratio and whatever does not change the cost stay random (the "cost-effective
     initial design" of Lee et al., Cost-aware Bayesian Optimization, 2020, in its simplest form).
     """
+    from trainables.config import TrialConfig
     from trainables.cost import training_cost
+
+    def cost(draw: dict[str, Any]) -> float:
+        config = {**spec.fixed, **draw}
+        if spec.max_epochs:  # why: --max-epochs caps every trial's epochs, so it caps their cost too
+            config["epochs"] = min(int(config.get("epochs", TrialConfig().epochs)), spec.max_epochs)
+        return training_cost(config, input_shape, num_classes)
 
     s = spec.sampler
     rng = np.random.default_rng([s.seed, 0xC4EA9])  # why: a stream of its own, apart from the base sampler's
-    epochs = spec.max_epochs
     plan: list[dict[str, Any]] = []
     for _ in range(min(s.cheap_start, spec.num_samples)):
         draws = [{p.name: _draw(p, rng) for p in spec.space} for _ in range(s.cheap_start_candidates)]
-
-        def cost(draw: dict[str, Any]) -> float:
-            config = {**spec.fixed, **draw}
-            if epochs:
-                config["epochs"] = min(int(config.get("epochs", epochs)), epochs)
-            return training_cost(config, input_shape, num_classes)
-
         plan.append(min(draws, key=cost))
     return plan
 

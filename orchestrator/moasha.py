@@ -25,8 +25,9 @@ it has passed higher rungs) until the rung holds ``reduction_factor`` points (th
 the top-1/eta rule, once); a trial stopped by such a late verdict is taken off the
 higher rungs it had reached, so that it cannot hold their top 1/eta. Why: on 2 slots
 the first trials at every rung otherwise always pass (about 7 of 24 trials ran their
-whole budget where successive halving means 3), and waiting for eta points without pausing would let them run on, since
-the eta-th point may arrive only after one of the two running trials ends.
+whole budget where successive halving means 3), and waiting for eta points without
+pausing would let them run on, since the eta-th point may arrive only after one of
+the two running trials ends.
 
 Energy objectives must be cumulative (``energy_j``): every trial at a rung has run
 the same epochs, so cumulative values compare.

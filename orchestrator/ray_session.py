@@ -25,6 +25,9 @@ class _TokenAuthNotice(logging.Filter):
         return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
 
 
+_TOKEN_AUTH_NOTICE = _TokenAuthNotice()  # why one instance: addFilter ignores a filter it already has
+
+
 def init_ray(address: str | None) -> None:
     """Join the cluster at ``address`` (auto, HOST:PORT, ray://...), or start a local one with a slot per core."""
     import ray
@@ -49,7 +52,7 @@ def init_ray(address: str | None) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         # why: Ray turns token authentication on for every new local cluster and says so at WARNING level on each
         # start, a line the user of a sweep cannot act on (wattsweep starts and stops the cluster); auth stays on
-        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TokenAuthNotice())
+        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TOKEN_AUTH_NOTICE)
         # why: "local" always starts a new cluster; None would join one found in RAY_ADDRESS.
         # Prestarted workers are never used: Tune's trial actors carry a runtime env, so Ray starts
         # their workers anew; prestarting one idle Python per core only takes CPU from the sweep's start

@@ -72,6 +72,8 @@ class SweepTiming:
     report_s: float = 0.0  # part of wall_s spent building the report (wattsweep only)
     first_start_s: float | None = None  # from the call to the first trial's start (wattsweep only)
     after_last_s: float | None = None  # from the last trial's end to the call's return (wattsweep only)
+    ray_init_s: float | None = None  # the local Ray cluster's start, ray.init (wattsweep only)
+    first_train_s: float | None = None  # from the call to the first trial's training start (wattsweep only)
 
     @property
     def busy_fraction(self) -> float:
@@ -107,10 +109,20 @@ def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTi
     t_call = time.time()
     t0 = time.perf_counter()
     import reports
+    from orchestrator import ray_session
     from orchestrator.sweep import run_sweep
 
     name = f"busy_ws_{seed}"
     report_times: list[float] = []
+    init_times: list[float] = []
+    init_ray = ray_session.init_ray
+
+    def timed_init(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return init_ray(*args, **kwargs)
+        finally:
+            init_times.append(time.perf_counter() - t)
 
     def timed_report(*args: Any, **kwargs: Any) -> Any:
         # why the import inside: `reports` loads its builder (pandas, matplotlib) only when a report is built,
@@ -124,6 +136,7 @@ def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTi
             report_times.append(time.perf_counter() - t)
 
     reports.build_report = timed_report  # type: ignore[attr-defined]  # why: run_sweep imports it at call time
+    ray_session.init_ray = timed_init  # why: init_ray_or_exit looks it up in the module on each call
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # why: one progress line per trial; the table says it all
             run_sweep(sweep_spec(name, trials, epochs, seed), storage=storage)
@@ -131,9 +144,14 @@ def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTi
         t_return = time.time()
     finally:
         del reports.build_report  # back to the package's lazy attribute
+        ray_session.init_ray = init_ray
     run = read_run(storage / name)
     starts = [(storage / name / "trials" / t.trial_id / "config.json").stat().st_mtime for t in run.trials]
     ends = [t.ended_at for t in run.trials if t.ended_at is not None]
+    # why ended_at - time_s: the training start as the driver's clock sees it (time_s is the trial's metered
+    # training time; ended_at is stamped by the driver, a few ms after the trial's last report)
+    done = [t for t in run.trials if t.ended_at is not None and "time_s" in t.final]
+    trains = [t.ended_at - float(t.final["time_s"]) for t in done if t.ended_at is not None]
     busy, _ = busy_fraction_of_run(storage / name, wall, _slots())
     return SweepTiming(
         "wattsweep",
@@ -144,6 +162,8 @@ def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTi
         report_s=sum(report_times),
         first_start_s=min(starts) - t_call if starts else None,
         after_last_s=t_return - max(ends) if ends else None,
+        ray_init_s=sum(init_times) if init_times else None,
+        first_train_s=min(trains) - t_call if trains else None,
     )
 
 
@@ -216,8 +236,10 @@ def print_table(rows: list[SweepTiming]) -> None:
         )
     for r in rows:
         if r.kind == "wattsweep" and r.first_start_s is not None and r.after_last_s is not None:
+            init = f"ray.init {r.ray_init_s:.1f} s, " if r.ray_init_s is not None else ""
+            train = f"its training at {r.first_train_s:.1f} s, " if r.first_train_s is not None else ""
             print(
-                f"  wattsweep: {r.first_start_s:.1f} s from the call to the first trial's start, "
+                f"  wattsweep: {init}first trial started at {r.first_start_s:.1f} s, {train}"
                 f"{r.after_last_s:.1f} s from the last trial's end to the return (report {r.report_s:.1f} s)"
             )
 

@@ -4,7 +4,8 @@ Layout of ``<storage>/<name>/`` (written by the sweep's driver, read here
 without Ray)::
 
     wattsweep.json              run manifest (see RunManifest keys below)
-    optuna.db                   the Optuna study (SQLite), study name == run name
+    optuna_journal.log          the Optuna study (Optuna's JournalStorage, a file of JSON lines), study
+                                name == run name; runs made before 2026-12-01 have optuna.db (SQLite)
     tune/                       Ray Tune's own experiment directory (for resume)
     trials/<trial_id>/config.json   {"trial_id": str, "config": {...trial config...}}
     trials/<trial_id>/epochs.jsonl  one JSON object per reported epoch, names from
@@ -34,10 +35,25 @@ MANIFEST = "wattsweep.json"
 TRIALS_DIR = "trials"
 REPORT_DIR = "report"
 TUNE_DIR = "tune"
-OPTUNA_DB = "optuna.db"
+OPTUNA_JOURNAL = "optuna_journal.log"
+OPTUNA_DB = "optuna.db"  # why: the study file of runs made before the journal
 
 TrialState = Literal["running", "complete", "stopped", "failed"]
 TRIAL_STATES: tuple[TrialState, ...] = ("running", "complete", "stopped", "failed")
+
+
+def optuna_storage(run_dir: Path | str) -> Any:
+    """The Optuna storage of a run's study, for ``optuna.load_study(study_name=<run name>, storage=...)``.
+
+    A new run's study is the journal file; a run that has only ``optuna.db`` (made before the journal) its SQLite URL.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / OPTUNA_JOURNAL).exists() and (run_dir / OPTUNA_DB).exists():
+        return f"sqlite:///{(run_dir / OPTUNA_DB).resolve()}"
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str((run_dir / OPTUNA_JOURNAL).resolve())))
 
 
 class NotARunError(ValueError):

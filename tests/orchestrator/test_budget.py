@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from reports.rundir import read_run
+from reports.rundir import optuna_storage, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 NUM_SAMPLES = 6
@@ -56,7 +56,7 @@ def test_energy_budget_stops_launching_and_ends_running_trials_at_a_rung(tmp_pat
     assert json.loads((run_dir / "wattsweep.json").read_text())["status"] == "finished"
     assert (run_dir / "report" / "report.md").is_file()
     # Optuna knows them as pruned (ended before their budget), never as complete points
-    study = optuna.load_study(study_name="budget", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    study = optuna.load_study(study_name="budget", storage=optuna_storage(run_dir))
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert states.count(optuna.trial.TrialState.PRUNED) == len(launched)
     assert optuna.trial.TrialState.COMPLETE not in states

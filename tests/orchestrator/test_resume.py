@@ -13,6 +13,8 @@ from pathlib import Path
 
 import optuna
 
+from reports.rundir import optuna_storage
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = """
 name: resume_spec
@@ -84,7 +86,7 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
         epochs = [json.loads(x)["epoch"] for x in (run_dir / "trials" / tid / "epochs.jsonl").read_text().splitlines()]
         assert epochs == list(range(1, 9)), (tid, epochs)  # each epoch recorded once: resumed, not re-run
 
-    study = optuna.load_study(study_name="r", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    study = optuna.load_study(study_name="r", storage=optuna_storage(run_dir))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.user_attrs["tune_trial_id"] for t in complete) == sorted(after)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]

@@ -25,6 +25,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from orchestrator.storage import Mirror, MirrorCallback, check_remote, is_uri, parse_uri, staging_dir
+from reports.rundir import optuna_storage
 from search_spaces import SpecError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,13 +102,13 @@ def test_mirror_uploads_only_what_changed_and_never_tune(tmp_path: Path) -> None
 def test_callback_mirrors_whenever_tune_saves_its_state(tmp_path: Path) -> None:
     local = tmp_path / "local"
     local.mkdir()
-    (local / "optuna.db").write_bytes(b"v1")
+    (local / "optuna_journal.log").write_bytes(b"v1")
     callback = MirrorCallback(Mirror(local, parse_uri(f"file://{tmp_path}/remote")))
     assert callback.get_state() is None  # why: None, so Tune writes no callback-state file
-    assert (tmp_path / "remote" / "optuna.db").read_bytes() == b"v1"
-    (local / "optuna.db").write_bytes(b"v2, longer")
+    assert (tmp_path / "remote" / "optuna_journal.log").read_bytes() == b"v1"
+    (local / "optuna_journal.log").write_bytes(b"v2, longer")
     callback.on_experiment_end(trials=[])
-    assert (tmp_path / "remote" / "optuna.db").read_bytes() == b"v2, longer"
+    assert (tmp_path / "remote" / "optuna_journal.log").read_bytes() == b"v2, longer"
 
 
 # S3 (moto) ----------------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_sweep_into_s3_stores_the_whole_run(
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"report: s3://{BUCKET}/runs/{NAME}/report/index.html" in r.stdout
     keys = _keys(s3, f"{BUCKET}/runs/{NAME}")
-    for k in ("wattsweep.json", "optuna.db", "report/index.html", "report/trials.csv", "tune/tuner.pkl"):
+    for k in ("wattsweep.json", "optuna_journal.log", "report/index.html", "report/trials.csv", "tune/tuner.pkl"):
         assert k in keys, (k, sorted(keys))
     assert SECRET.encode() not in _read(s3, f"{BUCKET}/runs/{NAME}/tune/tuner.pkl")  # Tune pickles our callback
     manifest = json.loads(_read(s3, f"{BUCKET}/runs/{NAME}/wattsweep.json"))
@@ -248,10 +249,10 @@ def test_resume_and_report_from_the_bucket_alone(
 
     r2 = cli("resume", f"s3://{BUCKET}/runs/{NAME}", env=env)
     assert r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-3000:]
-    assert (local / "optuna.db").is_file()  # downloaded where Tune's pickled state expects it
+    assert (local / "optuna_journal.log").is_file()  # downloaded where Tune's pickled state expects it
     trials = _trials_csv(s3)  # the report is back in the bucket
     assert len(trials) == 3 and all(t["state"] == "complete" for t in trials)
-    study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{local / 'optuna.db'}")
+    study = optuna.load_study(study_name=NAME, storage=optuna_storage(local))
     assert len(study.trials) == 3  # nothing re-run, nothing added
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 

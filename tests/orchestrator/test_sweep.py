@@ -17,6 +17,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from reports.rundir import optuna_storage
+
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "e2e"
 
@@ -134,7 +136,7 @@ def test_every_trial_recorded_with_state(sweep: tuple[Path, subprocess.Completed
 
 def test_optuna_study_has_one_trial_per_sweep_trial(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     run_dir, _ = sweep
-    study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    study = optuna.load_study(study_name=NAME, storage=optuna_storage(run_dir))
     assert len(study.trials) == 5
     trials = _rows(run_dir / "report" / "trials.csv")
     n_failed = sum(row["state"] == "failed" for row in trials)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports.rundir import NotARunError, RunWriter, read_run
+from reports.rundir import NotARunError, RunWriter, optuna_storage, read_run
 from reports.table import CONFIG_COLUMNS, build_tables, tidy_column
 from trainables.config import TrialConfig
 
@@ -95,3 +95,23 @@ def test_odd_config_values_still_write_parquet(tmp_path: Path) -> None:
     assert tables.trials["depth"].tolist() == ["8", "deep"]
     assert "config_state" in tables.trials.columns  # a config key named like a report column is renamed
     tables.trials.to_parquet(tmp_path / "t.parquet")
+
+
+def test_optuna_storage_opens_the_journal_and_a_run_made_before_it(tmp_path: Path) -> None:
+    import optuna
+
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.mkdir()
+    old.mkdir()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="n", storage=optuna_storage(new), directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 3.0]))
+    assert (new / "optuna_journal.log").read_text().count("\n") >= 2  # one JSON line per operation
+    assert not (new / "optuna.db").exists()
+    optuna.create_study(study_name="o", storage=f"sqlite:///{old / 'optuna.db'}").add_trial(
+        optuna.trial.create_trial(value=1.0)
+    )
+    assert optuna_storage(old) == f"sqlite:///{(old / 'optuna.db').resolve()}"  # no journal written beside it
+    assert not (old / "optuna_journal.log").exists()
+    assert [t.values for t in optuna.load_study(study_name="n", storage=optuna_storage(new)).trials] == [[0.9, 3.0]]
+    assert [t.value for t in optuna.load_study(study_name="o", storage=optuna_storage(old)).trials] == [1.0]

@@ -5,8 +5,9 @@ A run on remote storage lives in two places:
 - ``<uri>/<name>/tune``: Ray Tune's experiment directory, written by Tune itself straight from every node
   (checkpoints included). why: a trial retried on another node, or a sweep resumed by a new driver, finds
   its checkpoints there.
-- ``<uri>/<name>/`` (the rest: manifest, trial records, optuna_journal.log, report/): written by the driver in a local
-  staging directory and mirrored up. why: SQLite (the Optuna study) cannot live on an object store.
+- ``<uri>/<name>/`` (the rest: manifest, trial records, the Optuna study, report/): written by the driver in a
+  local staging directory and mirrored up. why: the Optuna study (a journal file, appended under a file lock)
+  cannot live on an object store.
 
 pyarrow and cloud errors are turned into ``SpecError`` (bad ``--storage``, exit 2) here and nowhere else;
 every remote call runs with a time limit, since a missing network or credentials chain can hang for minutes.

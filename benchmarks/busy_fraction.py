@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,19 @@ def sweep_spec(name: str, trials: int, epochs: int, seed: int) -> SweepSpec:
     return parse_spec(raw, source="benchmarks/busy_fraction.py")
 
 
+def _timed(get_fn: Callable[[], Callable[..., Any]], times: list[float]) -> Callable[..., Any]:
+    """A wrapper that calls ``get_fn()`` with its arguments and appends each call's duration (s) to ``times``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return get_fn()(*args, **kwargs)
+        finally:
+            times.append(time.perf_counter() - t)
+
+    return wrapper
+
+
 def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTiming:
     """One wattsweep sweep through ``run_sweep``, timed from its import to its return (run in a fresh process)."""
     t_call = time.time()
@@ -117,23 +131,15 @@ def run_wattsweep(storage: Path, trials: int, epochs: int, seed: int) -> SweepTi
     init_times: list[float] = []
     init_ray = ray_session.init_ray
 
-    def timed_init(*args: Any, **kwargs: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return init_ray(*args, **kwargs)
-        finally:
-            init_times.append(time.perf_counter() - t)
+    def report_builder() -> Any:
+        # why imported inside the timed call: `reports` loads its builder (pandas, matplotlib) only when a report is
+        # built (or, in the sweep's tail, in a thread), so what is left of that import counts as the report's time
+        from reports.build import build_report
 
-    def timed_report(*args: Any, **kwargs: Any) -> Any:
-        # why the import inside: `reports` loads its builder (pandas, matplotlib) only when a report is built,
-        # so that import is part of the report's time, as in a user's sweep
-        t = time.perf_counter()
-        try:
-            from reports.build import build_report
+        return build_report
 
-            return build_report(*args, **kwargs)
-        finally:
-            report_times.append(time.perf_counter() - t)
+    timed_init = _timed(lambda: init_ray, init_times)
+    timed_report = _timed(report_builder, report_times)
 
     reports.build_report = timed_report  # type: ignore[attr-defined]  # why: run_sweep imports it at call time
     ray_session.init_ray = timed_init  # why: init_ray_or_exit looks it up in the module on each call

@@ -12,6 +12,7 @@ import json
 import sys
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from search_spaces import DEFAULT_SPEC, SpecError, load_spec, parse_set
@@ -121,6 +122,8 @@ def _check_data(spec: object) -> None:
     from trainables.config import ConfigError
     from trainables.data import check_dataset
 
+    if spec.dataset is None:  # type: ignore[attr-defined]
+        return  # why: a custom trainable without a spec dataset loads its own data
     try:
         check_dataset(spec.dataset)  # type: ignore[attr-defined]
     except ConfigError as e:
@@ -184,26 +187,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_trial(args: argparse.Namespace) -> int:
-    from trainables.train import RunOptions, run_trial
+    from orchestrator.sweep import trial_plan
+    from trainables.contract import run_contract
+    from trainables.loader import load_trainable
 
-    spec = load_spec(args.spec)
-    overrides = parse_set(args.sets)
-    cfg = spec.trial_config(overrides)
+    spec = load_spec(args.spec).with_overrides(max_epochs=args.max_epochs)
+    overrides = parse_set(args.sets, spec)
+    config = spec.trial_config(overrides).to_dict() if spec.is_builtin else {**spec.default_config(), **overrides}
     _check_data(spec)
+    fn = load_trainable(spec.trainable)
+    final: dict = {}
 
     def progress(metrics: dict, state: object) -> None:
+        final.clear()
+        final.update(metrics)
         est = " (estimated)" if metrics.get("energy_estimated") else ""
+        acc = f"accuracy {metrics['accuracy']:.4f} " if isinstance(metrics.get("accuracy"), float) else ""
         print(
-            f"epoch {metrics['epoch']}/{metrics['budget_epochs']}: accuracy {metrics['accuracy']:.4f} "
-            f"test_accuracy {metrics['test_accuracy']:.4f} energy {metrics['energy_j']:.2f} J{est}",
+            f"epoch {metrics['epoch']}/{metrics['budget_epochs']}: {acc}energy {metrics['energy_j']:.2f} J{est}",
             file=sys.stderr,
             flush=True,
         )
 
-    final = run_trial(
-        cfg, spec.dataset, report=progress, options=RunOptions(max_epochs=args.max_epochs, checkpoint=False)
-    )
-    print(json.dumps({**cfg.to_dict(), **final}, default=str))
+    run_contract(fn, config, replace(trial_plan(spec), checkpoint=False), progress)
+    print(json.dumps({**config, **final}, default=str))
     return EXIT_OK
 
 

@@ -5,19 +5,33 @@ from __future__ import annotations
 import math
 import posixpath
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 import pyarrow.fs
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from reports.rundir import RunWriter, TrialState
+from reports.rundir import RunWriter, end_state
 from trainables import metrics as M
-from trainables.config import TrialConfig
 
 ORPHANED = "orphaned: started just before the driver died, after Tune's last snapshot; never resumed"
 CHECKPOINT_PREFIX = "checkpoint_"  # Tune's name for a trial's checkpoint directories: checkpoint_000012
-_KEEP = set(M.EPOCH_METRICS) | set(M.FINAL_METRICS) | set(M.RAY_METRICS)
+# Keys Tune adds to every result (ray.tune.result's auto-filled keys and bookkeeping): not the trial's metrics.
+# why a list here: Tune has no public "user metrics only" view of a result; anything else the trial reported
+# (the contract's metrics and the user's own) is recorded.
+_TUNE_KEYS = frozenset(
+    {
+        "config", "date", "done", "experiment_id", "experiment_tag", "hostname", "iterations_since_restore",
+        "node_ip", "pid", "should_checkpoint", "time_since_restore", "time_this_iter_s", "time_total_s",
+        "timestamp", "timesteps_since_restore", "timesteps_total", "training_iteration", "trial_id",
+        "episodes_total", "checkpoint_dir_name",
+    }
+)  # fmt: skip
+
+
+def _trial_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k not in _TUNE_KEYS}
 
 
 class RunRecorder(Callback):
@@ -28,9 +42,16 @@ class RunRecorder(Callback):
     """
 
     def __init__(
-        self, writer: RunWriter, *, num_samples: int, objectives: list[tuple[str, str]], out: TextIO | None = None
+        self,
+        writer: RunWriter,
+        *,
+        num_samples: int,
+        objectives: list[tuple[str, str]],
+        full_config: Callable[[Mapping[str, Any]], dict[str, Any]] = dict,
+        out: TextIO | None = None,
     ) -> None:
         self.writer = writer
+        self.full_config = full_config  # a trial's config as recorded (SweepSpec.full_config)
         self.num_samples = num_samples
         self.objectives = objectives
         self.out = out
@@ -89,7 +110,7 @@ class RunRecorder(Callback):
         budget = int(trial.config.get("epochs", 0))
         self._budget.setdefault(trial.trial_id, budget)
         # why: record every trial key (defaults included), so report columns are never blank
-        self.writer.start_trial(trial.trial_id, TrialConfig.from_mapping(trial.config).to_dict(), budget)
+        self.writer.start_trial(trial.trial_id, self.full_config(trial.config), budget)
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
@@ -101,7 +122,7 @@ class RunRecorder(Callback):
             return  # why: a trial retried from its checkpoint may repeat an epoch already written
         self._last_epoch[tid] = epoch
         self._budget[tid] = int(result.get(M.BUDGET_EPOCHS, self._budget.get(tid, 0)))
-        self._last[tid] = {k: v for k, v in result.items() if k in _KEEP}
+        self._last[tid] = _trial_metrics(result)
         self.writer.append_epoch(tid, self._last[tid])
         self.writer.set_state(tid, "running", epochs_run=epoch, budget_epochs=self._budget[tid])
         if not self._source_seen and M.ENERGY_SOURCE in result:
@@ -116,7 +137,7 @@ class RunRecorder(Callback):
         self._ensure_loaded(trials)
         tid = trial.trial_id
         epochs_run, budget = self._last_epoch.get(tid, 0), self._budget.get(tid, 0)
-        state: TrialState = "complete" if budget and epochs_run >= budget else "stopped"
+        state = end_state(error=False, epochs_run=epochs_run, budget_epochs=budget)
         self.writer.set_state(tid, state, epochs_run=epochs_run, budget_epochs=budget)
         self._print_end(trial, state)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,16 @@ import optuna
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from reports.rundir import optuna_storage
+from reports.rundir import end_state, optuna_storage
 from search_spaces import Param, SweepSpec
+from trainables.config import TrialConfig
+from trainables.metrics import BUDGET_EPOCHS, ENERGY_J, EPOCH
+
+_OPTUNA_STATE = {
+    "complete": optuna.trial.TrialState.COMPLETE,
+    "stopped": optuna.trial.TrialState.PRUNED,
+    "failed": optuna.trial.TrialState.FAIL,
+}
 
 DataShape = tuple[tuple[int, ...], int]  # (input shape of one sample, number of classes)
 
@@ -36,9 +44,49 @@ def make_sampler(spec: SweepSpec, data_shape: DataShape | None = None) -> optuna
         base = optuna.samplers.NSGAIISampler(seed=s.seed, population_size=pop)
     if s.cheap_start <= 0:
         return base
-    if data_shape is None:
-        raise ValueError("sampler.cheap_start needs the dataset's input shape and number of classes")
-    return CheapStartSampler(base, cheap_start_plan(spec, *data_shape))
+    cost = cost_function(spec, data_shape)
+    if cost is None:
+        print(
+            f"wattsweep: cheap start is off: the trainable {spec.trainable_ref!r} gives no cost "
+            "(add `cost: package.module:function` to the spec, a function cost(config) -> float, "
+            "or pass cost= to wattsweep.sweep); sampling starts with the spec's sampler",
+            flush=True,
+        )
+        return base
+    return CheapStartSampler(base, cheap_start_plan(spec, cost))
+
+
+CostFn = Callable[[dict[str, Any]], float]
+
+
+def cost_function(spec: SweepSpec, data_shape: DataShape | None = None) -> CostFn | None:
+    """Predicted training cost of a config (any unit; only the order matters), with ``--max-epochs`` applied:
+    closed-form FLOPs x epochs for the built-in trainable (``data_shape`` needed), the user's ``cost`` for a
+    custom one, None when a custom trainable gives none."""
+    if spec.is_builtin:
+        if data_shape is None:
+            raise ValueError("sampler.cheap_start needs the dataset's input shape and number of classes")
+        from trainables.cost import training_cost
+
+        def builtin(config: dict[str, Any]) -> float:
+            return training_cost(config, *data_shape)
+
+        base: CostFn = builtin
+    elif spec.cost is not None:
+        from trainables.loader import load_cost
+
+        base = load_cost(spec.cost)
+    else:
+        return None
+    default_epochs = TrialConfig.epochs if spec.is_builtin else None
+
+    def cost(draw: dict[str, Any]) -> float:
+        config = {**spec.fixed, **draw}
+        if spec.max_epochs:  # why: --max-epochs caps every trial's epochs, so it caps their cost too
+            config["epochs"] = min(int(config.get("epochs", default_epochs or spec.max_epochs)), spec.max_epochs)
+        return float(base(config))
+
+    return cost
 
 
 def _draw(p: Param, rng: np.random.Generator) -> Any:
@@ -54,7 +102,7 @@ def _draw(p: Param, rng: np.random.Generator) -> Any:
     return float(rng.uniform(p.low, p.high))
 
 
-def cheap_start_plan(spec: SweepSpec, input_shape: tuple[int, ...], num_classes: int) -> list[dict[str, Any]]:
+def cheap_start_plan(spec: SweepSpec, cost: CostFn) -> list[dict[str, Any]]:
     """The cheap start's trials: each the lowest predicted training cost of ``cheap_start_candidates`` random
     draws of the whole space (seeded by the sampler's seed); a tie keeps the earlier draw.
 
@@ -65,15 +113,6 @@ def cheap_start_plan(spec: SweepSpec, input_shape: tuple[int, ...], num_classes:
     learning rate, the pruning ratio and whatever does not change the cost stay random (the "cost-effective
     initial design" of Lee et al., Cost-aware Bayesian Optimization, 2020, in its simplest form).
     """
-    from trainables.config import TrialConfig
-    from trainables.cost import training_cost
-
-    def cost(draw: dict[str, Any]) -> float:
-        config = {**spec.fixed, **draw}
-        if spec.max_epochs:  # why: --max-epochs caps every trial's epochs, so it caps their cost too
-            config["epochs"] = min(int(config.get("epochs", TrialConfig().epochs)), spec.max_epochs)
-        return training_cost(config, input_shape, num_classes)
-
     s = spec.sampler
     rng = np.random.default_rng([s.seed, 0xC4EA9])  # why: a stream of its own, apart from the base sampler's
     plan: list[dict[str, Any]] = []
@@ -170,7 +209,8 @@ class HonestOptunaSearch(OptunaSearch):
     why: Ray's OptunaSearch reports a trial stopped early, or one that failed
     after reporting some epochs, as COMPLETE with its last (cheap, inaccurate)
     values, which floods the front with trials that never ran their budget.
-    Here: failed -> FAIL, ended before its epoch budget -> PRUNED, else COMPLETE.
+    Here the run directory's rule (``reports.rundir.end_state``): failed -> FAIL, stopped before its epoch
+    budget -> PRUNED, complete -> COMPLETE.
     """
 
     budget: Any = None  # an orchestrator.budget.EnergyBudget, or None
@@ -194,23 +234,21 @@ class HonestOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         ot_trial.set_user_attr("tune_trial_id", trial_id)
-        state, values = optuna.trial.TrialState.COMPLETE, None
-        if error or not result:
-            state = optuna.trial.TrialState.FAIL
-        else:
-            ot_trial.set_user_attr("epochs_run", int(result.get("epoch", 0)))
-            ot_trial.set_user_attr("energy_j", float(result.get("energy_j", 0.0)))
-            if int(result.get("epoch", 0)) < int(result.get("budget_epochs", 0)):
-                state = optuna.trial.TrialState.PRUNED
-            else:
-                metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-                values = [float(result[m]) for m in metrics]
-                if not all(math.isfinite(v) for v in values):
-                    # why: a diverged trial (NaN loss) is a failure, not a point Optuna can rank
-                    ot_trial.set_user_attr("non_finite_values", str(values))
-                    state, values = optuna.trial.TrialState.FAIL, None
+        result = result or {}
+        epochs_run, budget = int(result.get(EPOCH, 0)), int(result.get(BUDGET_EPOCHS, 0))
+        if result:
+            ot_trial.set_user_attr("epochs_run", epochs_run)
+            ot_trial.set_user_attr("energy_j", float(result.get(ENERGY_J, 0.0)))
+        # why one rule (reports.rundir.end_state): the run directory and the study must agree on every trial;
+        # a trial with no result at all never ran an epoch of its budget
+        ended = end_state(error=error or not result, epochs_run=epochs_run, budget_epochs=budget)
+        state = _OPTUNA_STATE[ended]
+        values = [float(result[m]) for m in self._metric_names()] if ended == "complete" else None
         self.study.tell(ot_trial, values, state=state)
         self._completed_trials.add(trial_id)
+
+    def _metric_names(self) -> list[str]:
+        return self.metric if isinstance(self.metric, list) else [self.metric]
 
     def restore(self, checkpoint_path: str) -> None:
         """Restore (on resume), then close Optuna trials the dead driver asked for but Tune never saw."""

@@ -18,7 +18,8 @@ from orchestrator.ray_session import (
 )
 from reports.rundir import TUNE_DIR, RunWriter, is_run_dir
 from search_spaces import SpecError, SweepSpec
-from trainables.config import ConfigError, DatasetConfig
+from trainables.config import ConfigError, TrialConfig
+from trainables.contract import TrialPlan
 
 __all__ = ["RunError", "check_address", "check_storage", "load_run_spec", "resume_sweep", "run_sweep"]
 
@@ -106,16 +107,36 @@ class _Prefetch:
 
         from trainables.data import load_arrays
 
+        self._future = None
+        if spec.dataset is None:
+            return  # why: a custom trainable without a spec dataset loads its own data
         pool = ThreadPoolExecutor(1, thread_name_prefix="wattsweep-prefetch")
-        self._future = pool.submit(load_arrays, DatasetConfig.from_mapping(spec.dataset.to_dict()))
+        self._future = pool.submit(load_arrays, spec.dataset)
         pool.shutdown(wait=False)  # why: the thread ends with its one task; nothing waits for it here
 
     def splits(self) -> Any:
-        """The loaded ``trainables.data.SplitArrays``; RunError if the dataset could not be loaded."""
+        """The loaded ``trainables.data.SplitArrays`` (None without a dataset); RunError if it could not load."""
+        if self._future is None:
+            return None
         try:
             return self._future.result()
         except ConfigError as e:
             raise RunError(f"could not load the dataset: {e}") from e
+
+
+def trial_plan(spec: SweepSpec, idle_power_w: dict[str, float] | None = None) -> TrialPlan:
+    """The one typed plan every trial of this sweep runs by, decided here once (shipped unchanged to workers)."""
+    return TrialPlan(
+        trainable=spec.trainable,
+        objectives=tuple((o.metric, o.direction) for o in spec.objectives),
+        dataset=spec.dataset,
+        max_epochs=spec.max_epochs,
+        default_epochs=TrialConfig.epochs if spec.is_builtin else None,
+        seed=spec.sampler.seed,
+        num_threads=max(1, int(spec.resources.cpu)),
+        watts_per_core=spec.energy.watts_per_core,
+        idle_power_w=dict(idle_power_w or {}),
+    )
 
 
 def _trainable(
@@ -125,16 +146,8 @@ def _trainable(
 
     from trainables.ray_trainable import tune_trainable
 
-    options = {
-        "max_epochs": spec.max_epochs,
-        "num_threads": max(1, int(spec.resources.cpu)),
-        "watts_per_core": spec.energy.watts_per_core,
-        "idle_power_w": idle_power_w or None,
-    }
-    return tune.with_resources(
-        tune.with_parameters(tune_trainable, dataset=spec.dataset.to_dict(), options=options, splits=splits),
-        resources,
-    )
+    plan = trial_plan(spec, idle_power_w)
+    return tune.with_resources(tune.with_parameters(tune_trainable, plan=plan, splits=splits), resources)
 
 
 def _tune_loggers(spec: SweepSpec) -> list[Any]:
@@ -168,7 +181,10 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = Non
     # why: the report's bill counts idle slot time; the idle baseline makes dynamic_energy_j
     writer.update_manifest(slots=slots, resources=resources, idle_power_w=idle)
     recorder = RunRecorder(
-        writer, num_samples=spec.num_samples, objectives=[(o.metric, o.direction) for o in spec.objectives]
+        writer,
+        num_samples=spec.num_samples,
+        objectives=[(o.metric, o.direction) for o in spec.objectives],
+        full_config=spec.full_config,
     )
     print(
         f"wattsweep: {spec.num_samples} trials of {spec.name!r}, {slots} at a time "

@@ -42,6 +42,18 @@ TrialState = Literal["running", "complete", "stopped", "failed"]
 TRIAL_STATES: tuple[TrialState, ...] = ("running", "complete", "stopped", "failed")
 
 
+def end_state(*, error: bool, epochs_run: int, budget_epochs: int) -> TrialState:
+    """The one rule for how a trial ended, used by the run directory and the Optuna study alike.
+
+    ``failed``: it raised (after its retries); that includes breaking the trainable contract, e.g. a missing
+    or non-finite objective (``trainables.contract``). ``complete``: it reported its whole epoch budget.
+    ``stopped``: it ended earlier without an error (a scheduler, an energy budget, or the trainable returned).
+    """
+    if error:
+        return "failed"
+    return "complete" if budget_epochs and epochs_run >= budget_epochs else "stopped"
+
+
 def optuna_storage(run_dir: Path | str) -> Any:
     """The Optuna storage of a run's study, for ``optuna.load_study(study_name=<run name>, storage=...)``.
 

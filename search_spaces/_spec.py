@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from trainables.config import (
     check_compatible,
     check_value,
 )
+from trainables.loader import BUILTIN, load_cost, load_trainable, reference
 from trainables.metrics import OBJECTIVE_METRICS
 
 PARAM_KINDS = ("choice", "uniform", "loguniform", "int")
@@ -33,6 +34,8 @@ SCHEDULERS = ("fifo", "moasha", "weighted_asha")
 TIE_BREAKS = ("crowding", "hypervolume")  # moasha's order within a front (orchestrator.moasha.TIE_BREAKS)
 TOP_KEYS = (
     "name",
+    "trainable",
+    "cost",
     "description",
     "dataset",
     "fixed",
@@ -122,7 +125,7 @@ class SweepSpec:
     """A whole sweep, as loaded from YAML (plus CLI overrides applied with ``with_overrides``)."""
 
     name: str
-    dataset: DatasetConfig
+    dataset: DatasetConfig | None  # None: a custom trainable that loads its own data
     fixed: Mapping[str, Any]
     space: tuple[Param, ...]
     objectives: tuple[Objective, ...]
@@ -136,17 +139,36 @@ class SweepSpec:
     tensorboard: bool = False  # also write TensorBoard event files under <run>/tune (CLI --tensorboard)
     source: str = ""  # the file it came from
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # "package.module:function" of the trainable (the Python API may hand the function itself)
+    trainable: str | Callable[..., Any] = BUILTIN
+    cost: str | Callable[..., Any] | None = None  # a custom trainable's cost(config) -> float, for the cheap start
+
+    @property
+    def is_builtin(self) -> bool:
+        """The built-in ResNet / FFNN trainable, whose keys and values ``trainables.config`` checks."""
+        return self.trainable == BUILTIN
+
+    @property
+    def trainable_ref(self) -> str:
+        """``package.module:function`` of the trainable (what the manifest records)."""
+        return reference(self.trainable)
+
+    def full_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A trial's config as the run directory records it: the built-in's with every key's default filled in
+        (so report columns are never blank), a custom trainable's as it is."""
+        return TrialConfig.from_mapping(config).to_dict() if self.is_builtin else dict(config)
 
     def default_config(self) -> dict[str, Any]:
         """The trial config with every searched key at its default."""
         return {**self.fixed, **{p.name: p.default for p in self.space}}
 
     def trial_config(self, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
-        """Validated TrialConfig: fixed settings, space defaults, then overrides."""
+        """Validated TrialConfig of the built-in trainable: fixed settings, space defaults, then overrides."""
         values = {**self.default_config(), **(overrides or {})}
         try:
             cfg = TrialConfig.from_mapping(values)
-            check_compatible(cfg.model, self.dataset)
+            if self.dataset is not None:
+                check_compatible(cfg.model, self.dataset)
         except SpecError:
             raise
         except ConfigError as e:
@@ -156,7 +178,10 @@ class SweepSpec:
     def budget_epochs(self) -> int:
         """The most epochs a trial of this sweep runs (the scheduler's maximum budget)."""
         by_name = {p.name: p for p in self.space}
-        epochs = int(max(by_name["epochs"].candidates())) if "epochs" in by_name else int(self.trial_config().epochs)
+        if "epochs" in by_name:
+            epochs = int(max(by_name["epochs"].candidates()))
+        else:
+            epochs = int(self.fixed.get("epochs", TrialConfig.epochs if self.is_builtin else 0))
         return min(epochs, self.max_epochs) if self.max_epochs else epochs
 
     def with_overrides(self, **changes: Any) -> SweepSpec:
@@ -222,10 +247,31 @@ def _check_trial_value(field_: str, key: str, value: Any) -> Any:
         raise SpecError(field_, value, e.allowed) from None
 
 
-def _parse_param(name: str, raw: Any) -> Param:
+# Keys the contract itself reads from any trainable's config (trainables.contract): checked for every trainable.
+CONTRACT_KEYS = ("epochs", "seed", "device")
+_SCALARS = (str, int, float, bool, type(None))  # what Optuna can suggest as a categorical value
+
+
+def _check_key(where: str, name: Any, raw: Any, builtin: bool) -> None:
+    if builtin and name not in TRIAL_KEYS:
+        raise SpecError(where, raw, f"a trial key of the built-in trainable, one of {list(TRIAL_KEYS)}")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SpecError(where, raw, "a key that is a Python identifier (letters, digits, '_')")
+
+
+def _check_key_value(field_: str, key: str, value: Any, builtin: bool) -> Any:
+    """A value of trial key ``key``: checked by ``trainables.config`` for the built-in trainable and for the
+    contract's own keys; any number or string (and lists of them under ``fixed:``) for a custom key."""
+    if builtin or key in CONTRACT_KEYS:
+        return _check_trial_value(field_, key, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(field_, value, "a finite number")
+    return value
+
+
+def _parse_param(name: str, raw: Any, builtin: bool = True) -> Param:
     where = f"space.{name}"
-    if name not in TRIAL_KEYS:
-        raise SpecError(where, raw, f"a trial key, one of {list(TRIAL_KEYS)}")
+    _check_key(where, name, raw, builtin)
     d = _mapping(where, raw, ("kind", "values", "low", "high", "step", "default"))
     kind = d.get("kind")
     if kind not in PARAM_KINDS:
@@ -234,16 +280,19 @@ def _parse_param(name: str, raw: Any) -> Param:
         values = d.get("values")
         if not isinstance(values, list) or not values:
             raise SpecError(f"{where}.values", values, "a non-empty list")
-        checked = tuple(_check_trial_value(f"{where}.values", name, v) for v in values)
-        default = _check_trial_value(f"{where}.default", name, d.get("default", checked[0]))
+        checked = tuple(_check_key_value(f"{where}.values", name, v, builtin) for v in values)
+        bad = [v for v in checked if not isinstance(v, _SCALARS)]
+        if bad:
+            raise SpecError(f"{where}.values", bad[0], "numbers, strings, true/false or null (what Optuna can suggest)")
+        default = _check_key_value(f"{where}.default", name, d.get("default", checked[0]), builtin)
         if default not in checked:
             raise SpecError(f"{where}.default", default, f"one of the values {list(checked)}")
         return Param(name, kind, default, values=checked)
     for k in ("low", "high"):
         if k not in d:
             raise SpecError(f"{where}.{k}", None, f"a number (a {kind} range needs low and high)")
-    low = _check_trial_value(f"{where}.low", name, d["low"])
-    high = _check_trial_value(f"{where}.high", name, d["high"])
+    low = _check_key_value(f"{where}.low", name, d["low"], builtin)
+    high = _check_key_value(f"{where}.high", name, d["high"], builtin)
     if isinstance(low, bool) or not isinstance(low, (int, float)):
         raise SpecError(f"{where}.kind", kind, f"choice (the key {name!r} is not numeric)")
     if low > high:
@@ -256,13 +305,15 @@ def _parse_param(name: str, raw: Any) -> Param:
             raise SpecError(f"{where}.kind", kind, f"uniform or loguniform ({name!r} is not an integer key)")
         step = _int(f"{where}.step", d.get("step", 1), 1)
     default = d.get("default", low)
-    default = _check_trial_value(f"{where}.default", name, default)
+    default = _check_key_value(f"{where}.default", name, default, builtin)
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        raise SpecError(f"{where}.default", default, f"a number in [{low}, {high}]")
     if not low <= default <= high:
         raise SpecError(f"{where}.default", default, f"a value in [{low}, {high}]")
     return Param(name, kind, default, low=low, high=high, step=step)
 
 
-def _parse_objectives(raw: Any) -> tuple[Objective, ...]:
+def _parse_objectives(raw: Any, builtin: bool = True) -> tuple[Objective, ...]:
     if raw is None:
         return (Objective("accuracy", "max"), Objective("energy_j", "min"))
     if not isinstance(raw, list) or not raw:
@@ -271,9 +322,14 @@ def _parse_objectives(raw: Any) -> tuple[Objective, ...]:
     for i, item in enumerate(raw):
         d = _mapping(f"objectives[{i}]", item, ("metric", "direction"))
         metric = d.get("metric")
-        if metric not in OBJECTIVE_METRICS:
+        if builtin and metric not in OBJECTIVE_METRICS:
             raise SpecError(f"objectives[{i}].metric", metric, f"one of {list(OBJECTIVE_METRICS)}")
-        direction = d.get("direction", OBJECTIVE_METRICS[metric])
+        if not isinstance(metric, str) or not metric.isidentifier():
+            allowed = f"a metric the trainable reports (a name such as f1), or one wattsweep measures: {list(OBJECTIVE_METRICS)}"
+            raise SpecError(f"objectives[{i}].metric", metric, allowed)
+        if metric not in OBJECTIVE_METRICS and "direction" not in d:
+            raise SpecError(f"objectives[{i}].direction", None, f"max or min (say which for your metric {metric!r})")
+        direction = d.get("direction", OBJECTIVE_METRICS.get(metric))
         if direction not in ("max", "min"):
             raise SpecError(f"objectives[{i}].direction", direction, "max or min")
         if any(o.metric == metric for o in out):
@@ -321,21 +377,21 @@ def _parse_energy(raw: Any) -> EnergySettings:
 
 
 def parse_spec(raw: Any, *, source: str = "<memory>") -> SweepSpec:
-    """Validate a spec given as a mapping (parsed YAML)."""
+    """Validate a spec given as a mapping (parsed YAML; the Python API may put functions under
+    ``trainable`` and ``cost``)."""
     d = _mapping("", raw, TOP_KEYS)
-    name = _check_name("name", d.get("name") or Path(source).stem)
-    try:
-        dataset = DatasetConfig.from_mapping(_mapping("dataset", d.get("dataset", {"name": "digits"})))
-    except ConfigError as e:
-        raise SpecError(e.field, e.value, e.allowed) from None
+    trainable = _parse_trainable(d.get("trainable", BUILTIN))
+    builtin = trainable == BUILTIN
+    default_name = Path(source).stem if builtin or source != "<memory>" else reference(trainable).rpartition(":")[2]
+    name = _check_name("name", d.get("name") or default_name)
+    dataset = _parse_dataset(d.get("dataset", {"name": "digits"} if builtin else None))
     fixed_raw = _mapping("fixed", d.get("fixed"))
     fixed = {}
     for k, v in fixed_raw.items():
-        if k not in TRIAL_KEYS:
-            raise SpecError(f"fixed.{k}", v, f"a trial key, one of {list(TRIAL_KEYS)}")
-        fixed[k] = _check_trial_value(f"fixed.{k}", k, v)
+        _check_key(f"fixed.{k}", k, v, builtin)
+        fixed[k] = _check_key_value(f"fixed.{k}", k, v, builtin)
     space_raw = _mapping("space", d.get("space"))
-    space = tuple(_parse_param(k, v) for k, v in space_raw.items())
+    space = tuple(_parse_param(k, v, builtin) for k, v in space_raw.items())
     for p in space:
         if p.name in fixed:
             raise SpecError(f"space.{p.name}", p.name, "a key that is not also under fixed")
@@ -344,7 +400,7 @@ def parse_spec(raw: Any, *, source: str = "<memory>") -> SweepSpec:
         dataset=dataset,
         fixed=fixed,
         space=space,
-        objectives=_parse_objectives(d.get("objectives")),
+        objectives=_parse_objectives(d.get("objectives"), builtin),
         sampler=_parse_sampler(d.get("sampler")),
         num_samples=_int("num_samples", d.get("num_samples", 16), 1),
         resources=_parse_resources(d.get("resources")),
@@ -353,15 +409,52 @@ def parse_spec(raw: Any, *, source: str = "<memory>") -> SweepSpec:
         description=str(d.get("description", "")),
         tensorboard=_bool("tensorboard", d.get("tensorboard", False)),
         source=source,
-        raw=d,
+        raw={**d, "trainable": reference(trainable), **({"cost": reference(d["cost"])} if d.get("cost") else {})},
+        trainable=trainable,
+        cost=_parse_cost(d.get("cost"), builtin),
     )
-    _check_combinations(spec)
+    if builtin:
+        _check_combinations(spec)
+    elif spec.budget_epochs() < 1:
+        raise SpecError("fixed.epochs", None, "the trial's epoch budget, an integer >= 1 under fixed: or space:")
     w = spec.scheduler.weights
     if spec.scheduler.kind == "weighted_asha" and (w is None or len(w) != len(spec.objectives)):
         raise SpecError(
             "scheduler.weights", list(w) if w else None, f"{len(spec.objectives)} numbers, one per objective"
         )
     return spec
+
+
+def _parse_trainable(raw: Any) -> str | Callable[..., Any]:
+    """The trainable's reference (or function), checked importable and callable as ``f(config, ctx)``."""
+    if raw == BUILTIN:
+        return BUILTIN  # why: importing the built-in would import torch into the driver (~1.5 s) for nothing
+    try:
+        load_trainable(raw)
+    except ConfigError as e:
+        raise SpecError(e.field, e.value, e.allowed) from None
+    return raw if callable(raw) else str(raw)
+
+
+def _parse_cost(raw: Any, builtin: bool) -> str | Callable[..., Any] | None:
+    if raw is None:
+        return None
+    if builtin:
+        raise SpecError("cost", raw, "no cost for the built-in trainable (its cost is computed from its config)")
+    try:
+        load_cost(raw)
+    except ConfigError as e:
+        raise SpecError(e.field, e.value, e.allowed) from None
+    return raw if callable(raw) else str(raw)
+
+
+def _parse_dataset(raw: Any) -> DatasetConfig | None:
+    if raw is None:
+        return None
+    try:
+        return DatasetConfig.from_mapping(_mapping("dataset", raw))
+    except ConfigError as e:
+        raise SpecError(e.field, e.value, e.allowed) from None
 
 
 def _parse_scheduler(raw: Any) -> SchedulerSpec:
@@ -394,6 +487,7 @@ def _check_combinations(spec: SweepSpec) -> None:
     except SpecError as e:
         where = f"space.{e.field}.default" if e.field in by_name else f"fixed.{e.field}"
         raise SpecError(where if e.field in TRIAL_KEYS else e.field, e.value, e.allowed) from None
+    assert spec.dataset is not None, "the built-in trainable's spec always has a dataset"
     models = by_name["model"].candidates() if "model" in by_name else [spec.fixed.get("model", TrialConfig.model)]
     depth_field = "space.depth" if "depth" in by_name else "fixed.depth"
     depths = by_name["depth"].candidates() if "depth" in by_name else [spec.fixed.get("depth", TrialConfig.depth)]
@@ -426,19 +520,22 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     return parse_spec(raw, source=str(p))
 
 
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs; values parsed as YAML scalars (3, 1e-3, true, resnet)."""
+def parse_set(items: list[str], spec: SweepSpec | None = None) -> dict[str, Any]:
+    """``--set key=value`` pairs; values parsed as YAML scalars (3, 1e-3, true, resnet). Keys are checked
+    against the built-in trainable's, or for a custom trainable's ``spec`` against its fixed and space keys."""
+    builtin = spec is None or spec.is_builtin
+    known = TRIAL_KEYS if builtin else tuple(spec.default_config()) if spec is not None else ()
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise SpecError("--set", item, "key=value, e.g. --set depth=14 --set lr=0.001")
-        if key not in TRIAL_KEYS:
-            raise SpecError(f"--set {key}", text, f"a trial key, one of {list(TRIAL_KEYS)}")
+        if key not in known:
+            raise SpecError(f"--set {key}", text, f"a trial key, one of {list(known)}")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
-        out[key] = _check_trial_value(f"--set {key}", key, value)
+        out[key] = _check_key_value(f"--set {key}", key, value, builtin)
     return out

@@ -16,6 +16,7 @@ accuracies are not on the official test split, so not comparable to papers).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import pickle
 import warnings
@@ -266,6 +267,12 @@ def load_arrays(ds: DatasetConfig) -> SplitArrays:
 def load_splits(ds: DatasetConfig) -> Splits:
     """Load, split and scale a dataset (on the CPU), as torch tensors."""
     return load_arrays(ds).to_splits()
+
+
+@functools.lru_cache(maxsize=4)
+def cached_splits(ds: DatasetConfig) -> Splits:
+    """``load_splits``, once per process and dataset. why: Ray reuses worker processes across trials."""
+    return load_splits(ds)
 
 
 def check_dataset(ds: DatasetConfig) -> None:

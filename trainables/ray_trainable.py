@@ -1,4 +1,4 @@
-"""Adapter from the training loop to Ray Tune: config in, tune.report out, checkpoints both ways."""
+"""Adapter from the trainable contract to Ray Tune: config in, tune.report out, checkpoints both ways."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from trainables.config import DatasetConfig, TrialConfig
+from trainables.contract import TrialPlan
 from trainables.metrics import NODE_ID
 
 if TYPE_CHECKING:
@@ -31,38 +31,34 @@ def _failure_selected(config: Mapping[str, Any]) -> bool:
     return all(str(config.get(k.strip())) == v.strip() for k, _, v in pairs)
 
 
-def tune_trainable(
-    config: dict[str, Any],
-    *,
-    dataset: Mapping[str, Any],
-    options: Mapping[str, Any],
-    splits: SplitArrays | None = None,
-) -> None:
-    """Ray Tune function trainable. ``config`` is the full trial config (searched + fixed keys).
+def tune_trainable(config: dict[str, Any], *, plan: TrialPlan, splits: SplitArrays | None = None) -> None:
+    """Ray Tune function trainable: runs ``plan.trainable`` under the contract. ``config``: the trial's config.
 
-    ``splits``: the dataset loaded once by the driver (passed through Ray's object store by
-    ``tune.with_parameters``); None loads ``dataset`` in this worker.
+    ``splits``: the spec's dataset loaded once by the driver (passed through Ray's object store by
+    ``tune.with_parameters``); None loads ``plan.dataset`` in this worker, if the plan names one.
     """
     import ray
     import torch
     from ray import tune  # why: only the Ray path needs Ray; `trial` runs without it
 
     # why here: Tune pickles this function by reference in the driver, which then imports this module;
-    # importing torch and the training loop at module level would cost the driver ~1.5 s it never uses
-    from trainables.train import RunOptions, run_trial
+    # importing torch and the contract at module level would cost the driver ~1.5 s it never uses
+    from trainables.contract import run_contract
+    from trainables.loader import load_trainable
 
-    cfg = TrialConfig.from_mapping(config)
-    ds = DatasetConfig.from_mapping(dataset)
+    fn = load_trainable(plan.trainable)
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
+            # why weights_only: a checkpoint may come from a run someone else wrote (resume of a received run);
+            # state dicts, tensors, numbers, strings and containers of them load, arbitrary pickles do not
             resume = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=True, map_location="cpu")
 
     inject = _failure_selected(config)
     node_id = ray.get_runtime_context().get_node_id()
 
-    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+    def sink(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         metrics = {**metrics, NODE_ID: node_id}
         if inject and metrics["epoch"] >= 2:
             raise InjectedFailure(f"{INJECT_FAILURE_ENV} selected this trial ({os.environ[INJECT_FAILURE_ENV]})")
@@ -73,5 +69,4 @@ def tune_trainable(
             torch.save(state, os.path.join(d, CHECKPOINT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
-    data = splits.to_splits() if splits is not None else None
-    run_trial(cfg, ds, report=report, resume=resume, options=RunOptions(**options), splits=data)
+    run_contract(fn, config, plan, sink, resume=resume, data=splits)

@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 import pytest
 
-from orchestrator.search import CheapStartSampler, SearchSpaceFn, cheap_start_plan, make_sampler
+from orchestrator.search import CheapStartSampler, SearchSpaceFn, cheap_start_plan, cost_function, make_sampler
 from search_spaces import SweepSpec, parse_spec
 from trainables.cost import training_cost
 
@@ -54,7 +54,7 @@ def test_many_candidates_pick_the_cheapest_architecture_and_leave_the_rest_rando
     # width 8: a draw has it with probability 1/6, so 64 draws miss it with probability 1e-5, and the
     # seeded plan is fixed); what does not change the cost, lr and prune_ratio, still varies
     spec = _spec(cheap_start=5, candidates=64)
-    plan = cheap_start_plan(spec, *DIGITS)
+    plan = cheap_start_plan(spec, cost_function(spec, DIGITS))
     assert len(plan) == 5
     assert all((p["depth"], p["width"]) == (8, 8) for p in plan)
     assert len({p["lr"] for p in plan}) == 5 and len({p["prune_ratio"] for p in plan}) == 5
@@ -63,7 +63,7 @@ def test_many_candidates_pick_the_cheapest_architecture_and_leave_the_rest_rando
 
 def test_few_candidates_bias_the_start_to_cheap_networks_without_fixing_it() -> None:
     spec = _spec(cheap_start=200, candidates=2, num_samples=200)
-    plan = cheap_start_plan(spec, *DIGITS)
+    plan = cheap_start_plan(spec, cost_function(spec, DIGITS))
     archs = [(p["depth"], p["width"]) for p in plan]
     # the cheaper of 2 draws: depth 8 width 8 with probability 1 - (5/6)^2 = 0.31 (uniform draws: 1/6);
     # the costliest architecture only when both draws are it, 1/36
@@ -77,7 +77,7 @@ def test_few_candidates_bias_the_start_to_cheap_networks_without_fixing_it() -> 
 
 def test_a_study_runs_the_plan_first_then_the_base_samplers_own_draws() -> None:
     spec = _spec(cheap_start=3)
-    plan = cheap_start_plan(spec, *DIGITS)
+    plan = cheap_start_plan(spec, cost_function(spec, DIGITS))
     got = _run(make_sampler(spec, DIGITS), spec, 8)
     assert got[:3] == plan
     # the base sampler did not draw for the planned trials, so what follows is what it alone would give
@@ -89,11 +89,11 @@ def test_the_plan_is_seeded_and_survives_pickling() -> None:
     spec = _spec(cheap_start=4)
     sampler = make_sampler(spec, DIGITS)
     assert isinstance(sampler, CheapStartSampler)
-    assert sampler.plan == cheap_start_plan(spec, *DIGITS)  # same seed, same plan
+    assert sampler.plan == cheap_start_plan(spec, cost_function(spec, DIGITS))  # same seed, same plan
     # why: Tune pickles the searcher, sampler included, into its experiment state for resume
     restored = pickle.loads(pickle.dumps(sampler))
     assert restored.plan == sampler.plan
-    other = cheap_start_plan(replace(spec, sampler=replace(spec.sampler, seed=8)), *DIGITS)
+    other = cheap_start_plan(replace(spec, sampler=replace(spec.sampler, seed=8)), cost_function(spec, DIGITS))
     assert other != sampler.plan
 
 
@@ -101,13 +101,13 @@ def test_the_plan_is_seeded_and_survives_pickling() -> None:
 def test_learning_samplers_run_behind_the_cheap_start(kind: str) -> None:
     spec = _spec(cheap_start=2, kind=kind)
     got = _run(make_sampler(spec, DIGITS), spec, 10)
-    assert got[:2] == cheap_start_plan(spec, *DIGITS)
+    assert got[:2] == cheap_start_plan(spec, cost_function(spec, DIGITS))
     assert len(got) == 10
 
 
 def test_the_plan_never_runs_longer_than_the_sweep_and_needs_the_data_shape() -> None:
     spec = _spec(cheap_start=50, num_samples=6)
-    assert len(cheap_start_plan(spec, *DIGITS)) == 6
+    assert len(cheap_start_plan(spec, cost_function(spec, DIGITS))) == 6
     with pytest.raises(ValueError, match="cheap_start"):
         make_sampler(spec)
     assert not isinstance(make_sampler(_spec(cheap_start=0)), CheapStartSampler)

@@ -56,7 +56,7 @@ def test_resume_mid_pruning_matches_uninterrupted(method: str) -> None:
     assert [r[M.EPOCH] for r in results] == [3, 4]
     assert resumed[M.PARAMS] == full[M.PARAMS]
     assert resumed[M.ACCURACY] == pytest.approx(full[M.ACCURACY], abs=1e-6)
-    assert resumed[M.ENERGY_J] > states[1][M.ENERGY_J]  # cumulative across the interruption
+    assert resumed[M.ENERGY_J] > states[1]["wattsweep"][M.ENERGY_J]  # cumulative across the interruption
 
 
 def test_given_splits_are_used_and_the_dataset_is_not_loaded_again() -> None:
@@ -85,7 +85,7 @@ def test_given_splits_are_used_and_the_dataset_is_not_loaded_again() -> None:
     ("source", "window"), [("nvml-counter", 0.5), ("nvml-power", 0.5), ("rapl", 0.1), ("estimated-cpu", 0.0)]
 )
 def test_inference_window_follows_the_meters_resolution(source: str, window: float) -> None:
-    from trainables.train import inference_window_s
+    from trainables.watch import inference_window_s
 
     assert inference_window_s(source) == window
 
@@ -95,7 +95,7 @@ def test_inference_measured_without_a_floor_on_the_cpu_estimate() -> None:
 
     from trainables.energy import make_meter
     from trainables.models import build_model
-    from trainables.train import inference_window_s, measure_inference
+    from trainables.watch import inference_window_s, measure_inference
 
     model = build_model(TrialConfig(depth=8, width=8), (1, 8, 8), 10)
     meter = make_meter("cpu")

@@ -1,0 +1,272 @@
+"""The public trainable contract: ``train(config, ctx)``, and the one path every trial runs through.
+
+A user's function receives the trial's config (a plain dict of the spec's ``fixed:`` and ``space:`` keys)
+and a ``Context``. It trains on whatever it likes and calls ``ctx.report(metrics, state=...)`` once per
+finished epoch. wattsweep does the rest around it::
+
+    def train(config, ctx):
+        model = Net(config["width"]).to(ctx.device)
+        opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
+        if ctx.checkpoint:                          # a retried or resumed trial gets its last state back
+            model.load_state_dict(ctx.checkpoint["model"])
+            opt.load_state_dict(ctx.checkpoint["opt"])
+        ctx.watch(model, example_input)             # optional: params, FLOPs, sparsity, inference energy
+        for epoch in range(ctx.start_epoch + 1, ctx.epochs + 1):
+            ...                                     # the user's own loop
+            ctx.report({"accuracy": acc, "loss": loss}, state={"model": model.state_dict(), "opt": opt.state_dict()})
+
+What wattsweep adds to each report (the metric contract, ``trainables.metrics``): ``epoch`` (counted
+here), the energy of the trial so far (``energy_j``, ``dynamic_energy_j``, ``energy_source``,
+``energy_estimated``; the meter window is closed after a CUDA synchronise), ``time_s``, ``budget_epochs``,
+and with ``watch``: ``params``, ``flops``, ``effective_flops``, ``sparsity`` (every epoch), layer FLOPs and
+inference energy per 1,000 samples (last epoch). A report that lacks an objective, or holds a non-finite
+one, fails the trial (``TrialContractError``), which Tune retries from its last checkpoint.
+
+Nothing here imports Ray: ``trainables.ray_trainable`` connects a ``Sink`` to Tune; the CLI's ``trial``
+command connects one that prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from trainables import metrics as M
+from trainables.config import DatasetConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from trainables.data import SplitArrays, Splits
+    from trainables.energy import BaseMeter
+
+__all__ = ["Context", "Sink", "TrialContractError", "TrialPlan", "run_contract"]
+
+# Metrics only wattsweep writes: a user report naming one of these is refused (it would falsify the measurement).
+MEASURED: frozenset[str] = frozenset(
+    {M.EPOCH, M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.ENERGY_SOURCE, M.ENERGY_ESTIMATED, M.TIME_S, M.BUDGET_EPOCHS}
+)
+_STATE_KEY, _USER_KEY = "wattsweep", "user"  # the checkpoint: wattsweep's counters beside the user's state
+
+
+class TrialContractError(RuntimeError):
+    """A trainable broke the contract (missing or non-finite objective, a measured name, no report at all)."""
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """Everything a trial needs besides its config, decided once by the driver and shipped unchanged.
+
+    ``trainable`` is ``"package.module:function"`` (imported in the worker) or the function itself
+    (the Python API; Ray pickles it).
+    """
+
+    trainable: str | Callable[..., Any]
+    objectives: tuple[tuple[str, str], ...] = ((M.ACCURACY, "max"), (M.ENERGY_J, "min"))
+    dataset: DatasetConfig | None = None  # loaded for the trainable as ``ctx.data``; None = the user loads data
+    max_epochs: int | None = None  # --max-epochs: caps every trial's ``epochs``
+    default_epochs: int | None = None  # budget of a config without an ``epochs`` key (the built-in's default)
+    seed: int = 0  # a config without a ``seed`` key uses this
+    num_threads: int | None = None  # torch intra-op threads (the trial's CPUs)
+    watts_per_core: float | None = None  # the estimate backend's setting
+    idle_power_w: Mapping[str, float] = field(default_factory=dict)  # idle baseline, W, by GPU UUID / cpu-*
+    checkpoint: bool = True  # hand the user's state to the sink every epoch
+
+    def budget(self, config: Mapping[str, Any]) -> int:
+        """The trial's epoch budget: its ``epochs`` key, capped by ``max_epochs``. Decided here only."""
+        epochs = int(config.get("epochs", self.default_epochs or 0))
+        if epochs < 1:
+            raise TrialContractError(f"the config has no epoch budget: 'epochs' = {config.get('epochs')!r}")
+        return min(epochs, self.max_epochs) if self.max_epochs else epochs
+
+
+class Sink(Protocol):
+    """Where reports go: ``(metrics, checkpoint state or None)``. Tune in a sweep, a printer for ``trial``."""
+
+    def __call__(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None: ...
+
+
+class Context:
+    """What wattsweep hands a trainable: device, seed, budget, the state to resume from, and ``report``.
+
+    Attributes: ``config`` (the trial's config), ``device`` (the ``torch.device`` Ray assigned: the GPU
+    the trial sees, else CPU; a config key ``device: cpu`` forces CPU), ``seed`` (torch, numpy and
+    ``random`` are seeded with it before the trainable starts), ``epochs`` (the budget: report at most this
+    many epochs), ``start_epoch`` (epochs already done by an earlier attempt; 0 on a fresh trial),
+    ``checkpoint`` (the ``state`` last handed to ``report``, or None), ``data`` (the spec's dataset as
+    ``trainables.data.Splits`` on CPU, or None when the spec names no dataset).
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        plan: TrialPlan,
+        meter: BaseMeter,
+        sink: Sink,
+        *,
+        device: torch.device,
+        resume: Mapping[str, Any] | None = None,
+        data: Splits | None = None,
+    ) -> None:
+        from trainables.watch import ModelWatch
+
+        self.config = dict(config)
+        self.plan = plan
+        self.device = device
+        self.seed = int(config.get("seed", plan.seed))
+        self.epochs = plan.budget(config)
+        self.data = data
+        self._meter, self._sink = meter, sink
+        counters = dict((resume or {}).get(_STATE_KEY, {}))
+        self.start_epoch = int(counters.get(M.EPOCH, 0))
+        self.checkpoint: Any = (resume or {}).get(_USER_KEY)
+        self._offset = {k: float(counters.get(k, 0.0)) for k in (M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.TIME_S)}
+        self._epoch = self.start_epoch
+        self._watch = ModelWatch()
+
+    @property
+    def reports(self) -> int:
+        """Epochs reported so far by this attempt."""
+        return self._epoch - self.start_epoch
+
+    def watch(self, model: torch.nn.Module, example_input: torch.Tensor) -> None:
+        """Hand over the model and one example input (batch of 1) so that wattsweep records its parameters,
+        FLOPs (dense and effective, i.e. after pruning), sparsity and, at the last epoch, layer FLOPs and the
+        energy and latency of 1,000 single-sample inferences. Call again after replacing the model object."""
+        self._watch.set(model, example_input)
+
+    def report(self, metrics: Mapping[str, Any] | None = None, *, state: Mapping[str, Any] | None = None) -> None:
+        """End one epoch: close its energy window, add the contract's metrics, check the objectives, hand
+        ``metrics`` and ``state`` (anything ``torch.save`` can store, e.g. state dicts) to Tune.
+
+        ``metrics``: the user's own numbers for this epoch (``accuracy`` is the validation accuracy the default
+        objectives read; any other name may be an objective). Names wattsweep measures (``epoch``, ``energy_j``,
+        ``time_s``, ...) are refused.
+        """
+        user = dict(metrics or {})
+        taken = sorted(MEASURED & user.keys())
+        if taken:
+            raise TrialContractError(f"metrics {taken} are measured by wattsweep; report your own names")
+        if self._epoch - self.start_epoch >= self.epochs - self.start_epoch:
+            raise TrialContractError(f"report() called after the trial's last epoch ({self.epochs})")
+        self._epoch += 1
+        last = self._epoch == self.epochs
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)  # why: the window must hold the epoch's queued GPU work
+        reading = self._meter.read()
+        out: dict[str, Any] = {**self._watch.epoch_metrics(), **user}
+        out.update(
+            {
+                M.EPOCH: self._epoch,
+                M.ENERGY_J: self._offset[M.ENERGY_J] + reading.energy_j,
+                M.DYNAMIC_ENERGY_J: self._offset[M.DYNAMIC_ENERGY_J] + reading.dynamic_energy_j,
+                M.ENERGY_SOURCE: reading.source,
+                M.ENERGY_ESTIMATED: reading.estimated,
+                M.TIME_S: self._offset[M.TIME_S] + reading.time_s,
+                M.BUDGET_EPOCHS: self.epochs,
+            }
+        )
+        if last:
+            out[M.POWER_TRACE] = self._meter.trace()
+            out[M.ENERGY_PROVENANCE] = self._meter.provenance()
+            out.update(self._watch.final_metrics(self._meter))
+        check_objectives(out, self.plan.objectives, last=last)
+        self._sink(out, self._checkpoint(out, state) if self.plan.checkpoint else None)
+
+    def _checkpoint(self, out: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict[str, Any]:
+        counters = {k: out[k] for k in (M.EPOCH, M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.TIME_S)}
+        return {_STATE_KEY: counters, _USER_KEY: dict(state) if state is not None else None}
+
+
+def check_objectives(metrics: Mapping[str, Any], objectives: tuple[tuple[str, str], ...], *, last: bool) -> None:
+    """Every objective present and finite. Metrics that exist only at the last epoch are checked there."""
+    for name, _ in objectives:
+        if name not in metrics:
+            if name in M.FINAL_METRICS and not last:
+                continue
+            reported = ", ".join(sorted(k for k in metrics if k not in MEASURED)) or "nothing of its own"
+            hint = " (hand over the model with ctx.watch)" if name in _WATCHED else ""
+            raise TrialContractError(f"objective {name!r} was never reported{hint}; the trial reported: {reported}")
+        value = metrics[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TrialContractError(f"objective {name!r} is not a finite number: {value!r}")
+
+
+_WATCHED = frozenset({M.PARAMS, M.FLOPS, M.EFFECTIVE_FLOPS, M.SPARSITY, M.INFER_ENERGY_J_PER_1K, M.INFER_LATENCY_MS})
+
+
+def pick_device(config: Mapping[str, Any]) -> torch.device:
+    """The GPU the trial sees (Ray sets ``CUDA_VISIBLE_DEVICES``), else CPU; ``device: cpu|cuda`` in the config decides."""
+    import torch
+
+    wanted = config.get("device", "auto")
+    if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    return torch.device("cpu")
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def _open_meter(device: torch.device, plan: TrialPlan) -> Iterator[BaseMeter]:
+    from trainables.energy import make_meter
+    from trainables.watch import idle_power_for
+
+    meter = make_meter(device.type, watts_per_core=plan.watts_per_core)
+    meter.idle_power_w = idle_power_for(meter, dict(plan.idle_power_w))
+    meter.start()
+    try:
+        yield meter
+    finally:
+        meter.stop()  # why: a trial that raises must not leave the meter's sampler thread in a reused actor
+
+
+def run_contract(
+    fn: Callable[[dict[str, Any], Context], Any],
+    config: Mapping[str, Any],
+    plan: TrialPlan,
+    sink: Sink,
+    *,
+    resume: Mapping[str, Any] | None = None,
+    data: SplitArrays | Splits | None = None,
+) -> Context:
+    """Run one trial of ``fn`` under the contract; returns its context (``ctx.reports``: epochs reported)."""
+    import torch
+
+    if plan.num_threads:
+        torch.set_num_threads(plan.num_threads)
+    device = pick_device(config)
+    splits = _splits(plan, data)
+    ctx_seed = int(config.get("seed", plan.seed))
+    _seed_everything(ctx_seed)
+    with _open_meter(device, plan) as meter:
+        ctx = Context(config, plan, meter, sink, device=device, resume=resume, data=splits)
+        if ctx.start_epoch >= ctx.epochs:
+            return ctx  # why: a resumed trial whose last epoch was already reported has nothing left to run
+        fn(dict(config), ctx)
+    if ctx.reports == 0:
+        raise TrialContractError("the trainable returned without reporting any epoch (call ctx.report once per epoch)")
+    return ctx
+
+
+def _splits(plan: TrialPlan, data: SplitArrays | Splits | None) -> Splits | None:
+    if data is not None:
+        return data.to_splits() if hasattr(data, "to_splits") else data
+    if plan.dataset is None:
+        return None
+    from trainables.data import cached_splits
+
+    return cached_splits(plan.dataset)

@@ -17,23 +17,29 @@ tiny (64 x 10 weights in the default ResNet) so pruning it saves next to
 nothing, and each of its weights carries class evidence straight to a logit
 with no later layer to compensate. Zhu & Gupta (2017) and most pruning work
 leave it dense too. Its input features still shrink with structured pruning.
+A model whose classifier is not its last conv / linear layer names the layers
+to keep dense itself (``ignored_layers``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import torch
 import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune
 
-from trainables.config import TrialConfig
+from trainables.config import check_value
 from trainables.flops import effective_weight
 from trainables.pruning_recovery import OptimizerCarry, recalibrate_batchnorm
 
 __all__ = [
+    "PruneSchedule",
     "Pruner",
+    "PruningPlan",
     "classifier_layer",
     "nonzero_params",
     "prunable_layers",
@@ -49,7 +55,49 @@ _LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 # --- schedule ---------------------------------------------------------------
 
 
-def pruning_epochs(cfg: TrialConfig) -> list[int]:
+class PruningPlan(Protocol):
+    """What the pruner and the schedule read: ``TrialConfig`` and ``PruneSchedule`` both provide it."""
+
+    @property
+    def prune_ratio(self) -> float: ...
+    @property
+    def prune_method(self) -> str: ...
+    @property
+    def prune_every(self) -> int: ...
+    @property
+    def prune_schedule(self) -> str: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def bn_recalibrate(self) -> bool: ...
+    @property
+    def batch_size(self) -> int: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneSchedule:
+    """A pruning plan on its own, for trainables without a ``TrialConfig`` (same fields, same rules).
+
+    A bad value raises ``ConfigError`` (a ``ValueError``) naming the field, the
+    value and what is allowed; values are stored in their canonical type
+    (``prune_ratio=0`` becomes ``0.0``).
+    """
+
+    prune_ratio: float  # final fraction removed, in [0, 1): of prunable weights, or of each layer group's channels
+    prune_method: str  # "unstructured" (masks, shapes kept) or "structured" (channels removed, layers shrink)
+    prune_every: int  # epochs between pruning steps, >= 1
+    prune_schedule: str  # "cubic" (Zhu & Gupta 2017: fast first, then slower) or "linear"
+    epochs: int  # epochs the run trains in all, >= 1; the last step leaves at least one to fine-tune when it can
+    bn_recalibrate: bool = True  # re-estimate batch-norm statistics on calibration samples after each step
+    batch_size: int = 64  # samples per forward pass while recalibrating batch norms, >= 1
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            # why: one set of rules for these keys, the trial config's, so the two kinds of plan cannot drift
+            object.__setattr__(self, f.name, check_value(f.name, getattr(self, f.name)))
+
+
+def pruning_epochs(cfg: PruningPlan) -> list[int]:
     """Epochs (1-based, counted when finished) after which a pruning step happens.
 
     Steps at ``prune_every, 2*prune_every, ...`` up to the last multiple that is
@@ -65,7 +113,7 @@ def pruning_epochs(cfg: TrialConfig) -> list[int]:
     return steps or [max(1, cfg.epochs - 1)]
 
 
-def _step_targets(cfg: TrialConfig) -> list[float]:
+def _step_targets(cfg: PruningPlan) -> list[float]:
     """Cumulative sparsity after each pruning step k = 1..K."""
     n_steps = len(pruning_epochs(cfg))
     targets = []
@@ -77,7 +125,7 @@ def _step_targets(cfg: TrialConfig) -> list[float]:
     return targets
 
 
-def target_sparsity(epoch: int, cfg: TrialConfig) -> float:
+def target_sparsity(epoch: int, cfg: PruningPlan) -> float:
     """Sparsity the schedule asks for after ``epoch`` finished epochs (1-based).
 
     Over the K steps of ``pruning_epochs(cfg)``, step k reaches
@@ -100,15 +148,19 @@ def classifier_layer(model: nn.Module) -> nn.Module:
     return layers[-1]
 
 
-def prunable_layers(model: nn.Module) -> list[nn.Module]:
-    """Conv and linear layers the pruner may touch: all but the final classifier."""
-    head = classifier_layer(model)
-    return [m for m in model.modules() if isinstance(m, _LAYER_TYPES) and m is not head]
+def prunable_layers(model: nn.Module, ignored: Sequence[nn.Module] | None = None) -> list[nn.Module]:
+    """Conv and linear layers the pruner may touch: all but those in ``ignored`` (default: the final classifier).
+
+    A module in ``ignored`` keeps all its submodules dense too (pass a whole head).
+    """
+    keep = [classifier_layer(model)] if ignored is None else ignored
+    dense = {id(m) for layer in keep for m in layer.modules()}
+    return [m for m in model.modules() if isinstance(m, _LAYER_TYPES) and id(m) not in dense]
 
 
-def prunable_weights(model: nn.Module) -> int:
+def prunable_weights(model: nn.Module, ignored: Sequence[nn.Module] | None = None) -> int:
     """Number of weight entries in the prunable layers, at their current shapes (zeros included)."""
-    return sum(effective_weight(m).numel() for m in prunable_layers(model))
+    return sum(effective_weight(m).numel() for m in prunable_layers(model, ignored))
 
 
 def nonzero_params(model: nn.Module) -> int:
@@ -122,15 +174,15 @@ def nonzero_params(model: nn.Module) -> int:
     return total
 
 
-def sparsity(model: nn.Module, dense_params: int | None = None) -> float:
-    """Fraction of prunable weights (conv / linear weights but the classifier's) that are zero or removed.
+def sparsity(model: nn.Module, dense_params: int | None = None, *, ignored: Sequence[nn.Module] | None = None) -> float:
+    """Fraction of prunable weights (conv / linear weights but the ignored ones) that are zero or removed.
 
     ``dense_params``: the number of prunable weights of the dense model
     (``prunable_weights`` before pruning, kept as ``Pruner.dense_weights``); with
     it, removed weights (structured pruning) count as well as zeroed ones. Without
-    it, only the zeros of the current tensors count.
+    it, only the zeros of the current tensors count. ``ignored``: as in ``prunable_layers`` (default the classifier).
     """
-    layers = prunable_layers(model)
+    layers = prunable_layers(model, ignored)
     nonzero = sum(int(torch.count_nonzero(effective_weight(m)).item()) for m in layers)
     total = dense_params if dense_params is not None else sum(effective_weight(m).numel() for m in layers)
     if total <= 0:
@@ -149,20 +201,39 @@ def _is_channels_last(model: nn.Module) -> bool:
     return False
 
 
+def _check_ignored(model: nn.Module, ignored: Sequence[nn.Module]) -> list[nn.Module]:
+    inside = {id(m) for m in model.modules()}
+    if outside := [type(m).__name__ for m in ignored if id(m) not in inside]:
+        raise ValueError(f"ignored_layers must be modules of the model, but got {outside=}.")
+    return list(ignored)
+
+
 class Pruner:
     """Prunes a model during training on the schedule of ``target_sparsity``.
 
     Build it on the dense model before the first epoch; call ``step`` after every
     finished epoch and ``finalize`` once at the end. The model may live on any
     device (``example`` is moved to it); channels-last models stay channels-last.
+    ``cfg``: a ``TrialConfig`` or a ``PruneSchedule``. ``ignored_layers``: modules
+    (with their submodules) kept dense; default the final classifier
+    (``classifier_layer``). Structured pruning still shrinks their inputs.
     """
 
     def __init__(
-        self, model: nn.Module, cfg: TrialConfig, example: torch.Tensor, *, calibration: torch.Tensor | None = None
+        self,
+        model: nn.Module,
+        cfg: PruningPlan,
+        example: torch.Tensor,
+        *,
+        calibration: torch.Tensor | None = None,
+        ignored_layers: Sequence[nn.Module] | None = None,
     ) -> None:
         self.cfg = cfg
         self.epochs = pruning_epochs(cfg)
-        self.dense_weights = prunable_weights(model)  # for sparsity(model, pruner.dense_weights)
+        self.ignored_layers = None if ignored_layers is None else _check_ignored(model, ignored_layers)
+        self.dense_weights = prunable_weights(model, self.ignored_layers)  # for sparsity(model, pruner.dense_weights)
+        if cfg.prune_ratio > 0.0 and self.dense_weights == 0:
+            raise ValueError("ignored_layers must leave a conv or linear layer to prune, but every one is in it.")
         self.steps_done = 0
         # why: training samples to re-estimate batch-norm statistics on after each step (cfg.bn_recalibrate)
         self._calibration = calibration if cfg.bn_recalibrate else None
@@ -185,7 +256,7 @@ class Pruner:
                     pruning_ratio=self.cfg.prune_ratio,
                     iterative_steps=len(targets) - 1,
                     iterative_pruning_ratio_scheduler=lambda _ratio, _steps: targets,
-                    ignored_layers=[classifier_layer(model)],
+                    ignored_layers=[classifier_layer(model)] if self.ignored_layers is None else self.ignored_layers,
                     global_pruning=False,  # why: every layer group loses the same fraction: ratio = channels removed
                 )
         finally:
@@ -243,7 +314,7 @@ class Pruner:
 
     def _prune_unstructured(self, model: nn.Module, target: float) -> bool:
         """Prune to ``target`` sparsity; True when weights were pruned."""
-        layers = prunable_layers(model)
+        layers = prunable_layers(model, self.ignored_layers)
         total = sum(effective_weight(m).numel() for m in layers)
         masks = [m.get_buffer("weight_mask") for m in layers if hasattr(m, "weight_mask")]
         pruned = sum(int((mask == 0).sum().item()) for mask in masks)
@@ -262,7 +333,7 @@ class Pruner:
 
     def sparsity(self, model: nn.Module) -> float:
         """``sparsity(model, self.dense_weights)``: zeroed and removed prunable weights over the dense count."""
-        return sparsity(model, self.dense_weights)
+        return sparsity(model, self.dense_weights, ignored=self.ignored_layers)
 
     def finalize(self, model: nn.Module) -> nn.Module:
         """Make unstructured masks permanent (plain ``weight`` parameters again); a no-op for structured."""

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from orchestrator.ray_session import check_address
+from orchestrator.sweep import check_data, check_storage
 from search_spaces import DEFAULT_SPEC, SpecError, load_spec, parse_set
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    _check_data(spec)
+    check_data(spec)
     print(f"{args.spec}: ok ({spec.num_samples} trials; searches {', '.join(p.name for p in spec.space) or 'nothing'};")
     print(
         f"  objectives: {', '.join(f'{o.direction} {o.metric}' for o in spec.objectives)}; dataset {spec.dataset.name})"
@@ -118,20 +120,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_data(spec: object) -> None:
-    from trainables.config import ConfigError
-    from trainables.data import check_dataset
-
-    if spec.dataset is None:  # type: ignore[attr-defined]
-        return  # why: a custom trainable without a spec dataset loads its own data
-    try:
-        check_dataset(spec.dataset)  # type: ignore[attr-defined]
-    except ConfigError as e:
-        raise SpecError(e.field, e.value, e.allowed) from None
-
-
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from orchestrator.sweep import check_address, check_storage, run_sweep
+    from orchestrator.sweep import run_sweep
 
     spec = load_spec(args.spec)
     name = args.name or f"{spec.name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
@@ -143,7 +133,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         energy_budget=args.energy_budget,
         tensorboard=args.tensorboard,
     )
-    _check_data(spec)
+    check_data(spec)
     # why: a URI (s3://, gs://, file://) stays a string; Path() would fold its "//"
     storage: Path | str = args.storage if "://" in args.storage else Path(args.storage)
     check_storage(storage, spec.name)  # why: refuse before Ray starts (for a URI: a write probe)
@@ -157,7 +147,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from orchestrator.sweep import check_address, resume_sweep
+    from orchestrator.sweep import resume_sweep
 
     check_address(args.address)
     if "://" in args.run_dir:
@@ -194,7 +184,7 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec).with_overrides(max_epochs=args.max_epochs)
     overrides = parse_set(args.sets, spec)
     config = spec.trial_config(overrides).to_dict() if spec.is_builtin else {**spec.default_config(), **overrides}
-    _check_data(spec)
+    check_data(spec)
     fn = load_trainable(spec.trainable)
     final: dict = {}
 

@@ -21,7 +21,7 @@ from search_spaces import SpecError, SweepSpec
 from trainables.config import ConfigError, TrialConfig
 from trainables.contract import TrialPlan
 
-__all__ = ["RunError", "check_address", "check_storage", "load_run_spec", "resume_sweep", "run_sweep"]
+__all__ = ["RunError", "check_address", "check_data", "check_storage", "load_run_spec", "resume_sweep", "run_sweep"]
 
 
 def check_storage(storage: Path | str, name: str) -> Path:
@@ -46,6 +46,18 @@ def check_storage(storage: Path | str, name: str) -> Path:
     except OSError as e:
         raise SpecError("--storage", str(storage), f"a directory this user can write ({e.strerror})") from None
     return run_dir
+
+
+def check_data(spec: SweepSpec) -> None:
+    """Fail fast (SpecError naming the path or column) when the spec's dataset cannot be loaded."""
+    from trainables.data import check_dataset
+
+    if spec.dataset is None:
+        return  # why: a custom trainable without a spec dataset loads its own data
+    try:
+        check_dataset(spec.dataset)
+    except ConfigError as e:
+        raise SpecError(e.field, e.value, e.allowed) from None
 
 
 def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = None) -> Path:

@@ -50,6 +50,7 @@ __all__ = ["Context", "Sink", "TrialContractError", "TrialPlan", "run_contract"]
 MEASURED: frozenset[str] = frozenset(
     {M.EPOCH, M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.ENERGY_SOURCE, M.ENERGY_ESTIMATED, M.TIME_S, M.BUDGET_EPOCHS}
 )
+_COUNTERS = (M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.TIME_S)  # cumulative over a trial's attempts (checkpointed)
 _STATE_KEY, _USER_KEY = "wattsweep", "user"  # the checkpoint: wattsweep's counters beside the user's state
 
 
@@ -124,7 +125,8 @@ class Context:
         counters = dict((resume or {}).get(_STATE_KEY, {}))
         self.start_epoch = int(counters.get(M.EPOCH, 0))
         self.checkpoint: Any = (resume or {}).get(_USER_KEY)
-        self._offset = {k: float(counters.get(k, 0.0)) for k in (M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.TIME_S)}
+        self._offset = {k: float(counters.get(k, 0.0)) for k in _COUNTERS}
+        self._unbilled = dict.fromkeys(_COUNTERS, 0.0)  # wattsweep's own work inside the window (FLOP counts)
         self._epoch = self.start_epoch
         self._watch = ModelWatch()
 
@@ -137,7 +139,20 @@ class Context:
         """Hand over the model and one example input (batch of 1) so that wattsweep records its parameters,
         FLOPs (dense and effective, i.e. after pruning), sparsity and, at the last epoch, layer FLOPs and the
         energy and latency of 1,000 single-sample inferences. Call again after replacing the model object."""
-        self._watch.set(model, example_input)
+        self._unbilled_call(self._watch.set, model, example_input)
+
+    def _unbilled_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run wattsweep's own measuring work (counting FLOPs) outside the trial's bill: its energy and time are
+        subtracted from what the trial reports. why: the first FLOP count in a process costs seconds of warm-up,
+        which would otherwise land on whichever trial a worker runs first."""
+        before = self._meter.read()
+        try:
+            return fn(*args)
+        finally:
+            after = self._meter.read()
+            self._unbilled[M.ENERGY_J] += after.energy_j - before.energy_j
+            self._unbilled[M.DYNAMIC_ENERGY_J] += after.dynamic_energy_j - before.dynamic_energy_j
+            self._unbilled[M.TIME_S] += after.time_s - before.time_s
 
     def report(self, metrics: Mapping[str, Any] | None = None, *, state: Mapping[str, Any] | None = None) -> None:
         """End one epoch: close its energy window, add the contract's metrics, check the objectives, hand
@@ -160,15 +175,18 @@ class Context:
 
             torch.cuda.synchronize(self.device)  # why: the window must hold the epoch's queued GPU work
         reading = self._meter.read()
-        out: dict[str, Any] = {**self._watch.epoch_metrics(), **user}
+        measured = {
+            M.ENERGY_J: reading.energy_j,
+            M.DYNAMIC_ENERGY_J: reading.dynamic_energy_j,
+            M.TIME_S: reading.time_s,
+        }
+        out: dict[str, Any] = {**self._unbilled_call(self._watch.epoch_metrics), **user}
+        out.update({k: self._offset[k] + measured[k] - self._unbilled[k] for k in _COUNTERS})
         out.update(
             {
                 M.EPOCH: self._epoch,
-                M.ENERGY_J: self._offset[M.ENERGY_J] + reading.energy_j,
-                M.DYNAMIC_ENERGY_J: self._offset[M.DYNAMIC_ENERGY_J] + reading.dynamic_energy_j,
                 M.ENERGY_SOURCE: reading.source,
                 M.ENERGY_ESTIMATED: reading.estimated,
-                M.TIME_S: self._offset[M.TIME_S] + reading.time_s,
                 M.BUDGET_EPOCHS: self.epochs,
             }
         )
@@ -180,7 +198,7 @@ class Context:
         self._sink(out, self._checkpoint(out, state) if self.plan.checkpoint else None)
 
     def _checkpoint(self, out: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict[str, Any]:
-        counters = {k: out[k] for k in (M.EPOCH, M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.TIME_S)}
+        counters = {k: out[k] for k in (M.EPOCH, *_COUNTERS)}
         return {_STATE_KEY: counters, _USER_KEY: dict(state) if state is not None else None}
 
 

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reports.analysis import EnergyInfo, FrontResult
+from reports.keys import SearchedKey
 from trainables import metrics as m
 
 DPI = 100
@@ -35,6 +36,7 @@ class FigureData:
     front: FrontResult
     energy: EnergyInfo
     knee_final: Mapping[str, Any] = field(default_factory=dict)  # the knee's last epoch line, with FINAL_METRICS
+    keys: tuple[SearchedKey, ...] = ()  # the run's searched config keys: a figure each
 
 
 def has(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

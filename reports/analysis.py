@@ -36,6 +36,16 @@ class Objective:
 DEFAULT_OBJECTIVES = (Objective(m.ACCURACY, "max"), Objective(m.ENERGY_J, "min"))
 
 
+def accuracy_metric(objectives: tuple[Objective, ...]) -> str:
+    """The run's accuracy: its first objective to maximise (a user metric such as ``f1``), else ``accuracy``."""
+    return next((o.metric for o in objectives if o.direction == "max"), m.ACCURACY)
+
+
+def outcome_metrics(objectives: tuple[Objective, ...]) -> list[str]:
+    """What figures put on their y axes: the run's accuracy, ``energy_j``, then its other objectives."""
+    return list(dict.fromkeys([accuracy_metric(objectives), m.ENERGY_J, *(o.metric for o in objectives)]))
+
+
 def objectives_from_manifest(manifest: Mapping[str, Any]) -> tuple[Objective, ...]:
     """The run's objectives (accuracy max + energy_j min when the manifest names none)."""
     raw = manifest.get("objectives")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Any
 import pandas as pd
 
 from reports import analysis
+from reports.errors import failed_trials, summarised
 from reports.figures import FigureData, build_figures
 from reports.html import ReportPage, write_pages
+from reports.keys import searched_keys
 from reports.rundir import REPORT_DIR, RunRecord, read_run
 from reports.summary import pareto_frame, run_facts, status_warning, summary_items, table_text
 from reports.table import Tables, build_tables, write_tables
@@ -25,10 +28,10 @@ def _knee_final(run: RunRecord | None, knee_id: str | None) -> dict[str, Any]:
     return next((t.final for t in run.trials if t.trial_id == knee_id), {})
 
 
-def _listing(trials: pd.DataFrame, column: str, *, blank: str = "") -> list[tuple[str, str]]:
-    # (trial id, text of column); rows without a value are left out, or listed as ``blank`` when one is given
-    rows = trials if blank else trials[trials[column].notna()]
-    return [(str(i), blank if pd.isna(v) else str(v)) for i, v in zip(rows["trial_id"], rows[column], strict=True)]
+def _listing(trials: pd.DataFrame, column: str) -> list[tuple[str, str]]:
+    # (trial id, text of column) of the rows with a value
+    rows = trials[trials[column].notna()]
+    return [(str(i), str(v)) for i, v in zip(rows["trial_id"], rows[column], strict=True)]
 
 
 def report_from_tables(
@@ -47,22 +50,25 @@ def report_from_tables(
     trials, front = analysis.analyse_front(tables.trials, objectives)
     energy = analysis.energy_info(manifest, trials)
     carbon = analysis.carbon_estimate(manifest, trials)
-    write_tables(Tables(trials, tables.epochs), out_dir)
-    pareto = pareto_frame(trials, front)
+    write_tables(dataclasses.replace(tables, trials=trials), out_dir)
+    pareto = pareto_frame(trials, front, tables.columns)
     pareto.to_csv(out_dir / "pareto.csv", index=False)
-    figures = build_figures(FigureData(trials, tables.epochs, front, energy, _knee_final(run, front.knee_id)))
+    space = searched_keys(manifest, trials, tables.columns.config)
+    knee = _knee_final(run, front.knee_id)
+    figures = build_figures(FigureData(trials, tables.epochs, front, energy, knee, keys=space.keys))
     page = ReportPage(
         title=str(manifest.get("name", out_dir.parent.name)),
         facts=run_facts(manifest),
         warning=status_warning(manifest),
         energy_estimated=energy.estimated,
         energy_statement=energy.statement,
-        summary=summary_items(trials, front, energy, carbon, manifest),
+        summary=summary_items(trials, front, energy, carbon, manifest, space),
         pareto=table_text(pareto, pareto.columns),
         figures=figures,
-        failed=_listing(trials[trials["state"] == "failed"], "error", blank="(no error recorded)"),
+        failed=failed_trials(trials),
         unreadable=_listing(trials, "unreadable"),
-        trials=table_text(trials, trials.columns),
+        # why the summary line: a traceback of 4,000 characters in a table cell; the failed list has it whole
+        trials=table_text(trials.assign(error=summarised(trials["error"])), trials.columns),
     )
     write_pages(page, out_dir)
     return out_dir

@@ -1,4 +1,8 @@
-"""Figures about the architecture: depth, shortcuts, width x depth, model families."""
+"""Figures about the architecture: depth, shortcuts, width x depth, model families (the seed's studies).
+
+Each study needs config keys of the built-in trainable (``depth``, ``width``, ``shortcut``, ``model``);
+a run without one (a user's own trainable) gets the study left out with a line naming the key.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,23 @@ MAX_CURVES_PER_DEPTH = 100  # why: 10k faint curves draw slowly and show no more
 _FAMILY_ORDER = ("FFNN", "FFNN pruned", "ResNet", "ResNet pruned")
 
 
+def missing_key(d: FigureData, study: str, *keys: str) -> str | None:
+    """Why ``study`` cannot be drawn: the first of ``keys`` the run lacks or no trial set (None: all there)."""
+    for key in keys:
+        if key not in d.trials.columns:
+            return f"This run has no `{key}` key: the {study} study needs one."
+        if d.trials[key].isna().all():
+            return f"No trial recorded a `{key}` value: the {study} study needs one."
+    return None
+
+
+def _models(frame: pd.DataFrame) -> pd.Series:
+    # the model of each trial; a run without a `model` key is one model
+    if "model" not in frame.columns:
+        return pd.Series("all trials", index=frame.index, dtype=object)
+    return frame["model"].astype(object).fillna("model n/a")
+
+
 def _with_numbers(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     out = frame.assign(**{c: numeric(frame, c) for c in columns})
     return out.dropna(subset=list(columns))
@@ -44,6 +65,8 @@ def _curves(sub: pd.DataFrame) -> list[Any]:
 
 def draw_epochs_by_depth(d: FigureData) -> Figure | str:
     """Validation accuracy over epochs: one thick median line per depth over faint single trials."""
+    if why := missing_key(d, "depth", "depth"):
+        return why
     e = _with_numbers(d.epochs, m.EPOCH, m.ACCURACY)
     if e.empty:
         return "No epoch reported an accuracy."
@@ -72,10 +95,12 @@ def draw_epochs_by_depth(d: FigureData) -> Figure | str:
 
 def draw_depth_tradeoff(d: FigureData) -> Figure | str:
     """Median energy against median accuracy per depth (bars: quartiles), one line per model."""
+    if why := missing_key(d, "depth", "depth"):
+        return why
     c = _with_numbers(complete(d.trials), "depth", m.ACCURACY, m.ENERGY_J)
     if c["depth"].nunique() < 2:
         return "Fewer than two depths among complete trials with accuracy and energy."
-    c = c.assign(model=c["model"].astype(object).fillna("model n/a"))
+    c = c.assign(model=_models(c))
     factor, unit = energy_scale(float(c[m.ENERGY_J].max()))
     fig, ax = new_figure()
     for i, (model, g) in enumerate(c.groupby("model", sort=True)):
@@ -108,6 +133,8 @@ def _shortcut_flag(value: Any) -> str | None:
 
 def draw_shortcut(d: FigureData) -> Figure | str:
     """Shortcut on against off at equal depth (ResNet): median accuracy and energy, whiskers min to max."""
+    if why := missing_key(d, "shortcut", "shortcut", "depth"):
+        return why
     c = _with_numbers(complete(d.trials), "depth", m.ACCURACY)
     if "model" in c.columns and (c["model"] == "resnet").fillna(False).any():
         c = c[(c["model"] == "resnet").fillna(False)]
@@ -154,8 +181,10 @@ def _heat(ax: Any, fig: Figure, table: pd.DataFrame, label: str, cmap: str) -> N
 
 def draw_heatmaps(d: FigureData) -> Figure | str:
     """Width x depth heat maps per model: best accuracy and median energy of complete trials."""
+    if why := missing_key(d, "width x depth", "width", "depth"):
+        return why
     c = _with_numbers(complete(d.trials), "depth", "width", m.ACCURACY)
-    c = c.assign(model=c["model"].astype(object).fillna("model n/a"))
+    c = c.assign(model=_models(c))
     models = [k for k, g in c.groupby("model") if len(g[["depth", "width"]].drop_duplicates()) >= 2]
     if not models:
         return "No model has complete trials at two or more width x depth combinations."
@@ -184,6 +213,8 @@ def _family(model: Any, prune: float) -> str:
 
 def draw_families(d: FigureData) -> Figure | str:
     """FFNN, ResNet and pruned ResNet side by side: the best-accuracy complete trial of each."""
+    if why := missing_key(d, "model families", "model"):
+        return why
     c = _with_numbers(complete(d.trials), m.ACCURACY).dropna(subset=["model"])
     if c.empty:
         return "No complete trial with a model and an accuracy."

@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from reports.errors import FailedTrial
 from reports.figures import RenderedFigure
 from reports.summary import TableText
 
@@ -37,7 +38,7 @@ class ReportPage:
     summary: list[tuple[str, str]]
     pareto: TableText
     figures: list[RenderedFigure]
-    failed: list[tuple[str, str]]  # (trial id, error)
+    failed: list[FailedTrial]  # trial id, one-line summary, full error text
     unreadable: list[tuple[str, str]]  # (trial id, what could not be read)
     trials: TableText
 
@@ -82,7 +83,7 @@ def md_escape(value: Any) -> str:
 
 
 def render_markdown(page: ReportPage) -> str:
-    """The summary and the Pareto table as Markdown."""
+    """The summary, the Pareto table, the figures left out and the failed trials as Markdown."""
     return _environment(autoescape=False, finalize=md_escape).get_template("report.md.j2").render(page=page)
 
 

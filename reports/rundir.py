@@ -7,10 +7,11 @@ without Ray)::
     optuna_journal.log          the Optuna study (Optuna's JournalStorage, a file of JSON lines), study
                                 name == run name; runs made before 2026-12-01 have optuna.db (SQLite)
     tune/                       Ray Tune's own experiment directory (for resume)
-    trials/<trial_id>/config.json   {"trial_id": str, "config": {...trial config...}}
-    trials/<trial_id>/epochs.jsonl  one JSON object per reported epoch, names from
-                                    trainables.metrics; the last line may also hold
-                                    FINAL_METRICS (confusion matrix, layer FLOPs, trace)
+    trials/<trial_id>/config.json   {"trial_id": str, "config": {...trial config...}} (the built-in
+                                    trainable's: every TrialConfig key; a user's: its fixed + space keys)
+    trials/<trial_id>/epochs.jsonl  one JSON object per reported epoch: names from
+                                    trainables.metrics, and the user's own metrics; the last line may
+                                    also hold FINAL_METRICS (confusion matrix, layer FLOPs, trace)
     trials/<trial_id>/state.json    {"state": TrialState, "error": str | null,
                                      "epochs_run": int, "budget_epochs": int}
     report/                     what reports.build_report writes

@@ -10,22 +10,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.analysis import DUPLICATES_RULE, HV_REFERENCE_RULE, CarbonEstimate, EnergyInfo, FrontResult
+from reports.analysis import (
+    DUPLICATES_RULE,
+    HV_REFERENCE_RULE,
+    CarbonEstimate,
+    EnergyInfo,
+    FrontResult,
+    accuracy_metric,
+)
+from reports.keys import SearchSpace, custom_trainable
 from reports.pareto import KNEE_RULE
-from reports.table import CONFIG_COLUMNS, complete, numeric
+from reports.table import Columns, complete, numeric
 from trainables import metrics as m
 
-PARETO_HEAD = (
-    "trial_id",
-    m.ACCURACY,
-    m.TEST_ACCURACY,
-    m.ENERGY_J,
-    m.ENERGY_SOURCE,
-    "depth",
-    "width",
-    "lr",
-    "prune_ratio",
-)
+PARETO_METRICS = ("trial_id", m.ACCURACY, m.TEST_ACCURACY, m.ENERGY_J, m.ENERGY_SOURCE)
+PARETO_KEYS = ("depth", "width", "lr", "prune_ratio")  # the built-in's main knobs, up front where a run has them
+PARETO_HEAD = PARETO_METRICS + PARETO_KEYS
 
 
 def fmt(value: Any) -> str:
@@ -64,21 +64,20 @@ def table_text(frame: pd.DataFrame, columns: Sequence[str]) -> TableText:
     return TableText(cols, [list(row) for row in zip(*text_columns, strict=True)] if cols else [])
 
 
-def pareto_columns(trials: pd.DataFrame, front: FrontResult) -> list[str]:
-    """pareto.csv's columns: the fixed head, the objectives, then every config column any trial set."""
-    objectives = [o.metric for o in front.objectives]
-    extra_config = [c for c in trials.columns if c not in PARETO_HEAD and c in CONFIG_COLUMNS]
-    rest = [c for c in (*objectives, "knee", "pareto_rank", *extra_config) if c not in PARETO_HEAD]
-    return list(dict.fromkeys([*PARETO_HEAD, *rest]))
+def pareto_columns(front: FrontResult, columns: Columns) -> list[str]:
+    """pareto.csv's columns: the fixed head, the objectives, then the config columns, then the user's metrics."""
+    config = list(columns.config.values())
+    head = [*PARETO_METRICS, *(c for c in PARETO_KEYS if c in config)]
+    rest = [*(o.metric for o in front.objectives), "knee", "pareto_rank", *config, *columns.extra_metrics.values()]
+    return list(dict.fromkeys([*head, *rest]))
 
 
-def pareto_frame(trials: pd.DataFrame, front: FrontResult) -> pd.DataFrame:
+def pareto_frame(trials: pd.DataFrame, front: FrontResult, columns: Columns) -> pd.DataFrame:
     """The front's trials (complete only), energy ascending when energy is reported, else by first objective."""
     on = trials[trials["on_front"]]
     key = m.ENERGY_J if m.ENERGY_J in on.columns else front.objectives[0].metric
     on = on.sort_values([key, "trial_id"], kind="stable")
-    cols = pareto_columns(trials, front)
-    return on.reindex(columns=cols)
+    return on.reindex(columns=pareto_columns(front, columns))
 
 
 def _row_text(trials: pd.DataFrame, mask: pd.Series) -> Mapping[str, Any] | None:
@@ -86,10 +85,16 @@ def _row_text(trials: pd.DataFrame, mask: pd.Series) -> Mapping[str, Any] | None
     return None if rows.empty else rows.iloc[0].to_dict()
 
 
-def _described(row: Mapping[str, Any] | None) -> str:
+def _described(row: Mapping[str, Any] | None, acc: str) -> str:
     if row is None:
         return "none"
-    return f"trial {row['trial_id']}: accuracy {fmt(row.get(m.ACCURACY))}, energy {fmt(row.get(m.ENERGY_J))} J"
+    return f"trial {row['trial_id']}: {acc} {fmt(row.get(acc))}, energy {fmt(row.get(m.ENERGY_J))} J"
+
+
+def searched_text(space: SearchSpace) -> str:
+    """The searched keys in words, saying where the list came from."""
+    names = ", ".join(k.name for k in space.keys) or "none"
+    return names if space.from_spec else f"{names} (the manifest has no spec: the config keys that vary across trials)"
 
 
 def _best(trials: pd.DataFrame, metric: str, largest: bool) -> Mapping[str, Any] | None:
@@ -106,6 +111,7 @@ def summary_items(
     energy: EnergyInfo,
     carbon: CarbonEstimate,
     manifest: Mapping[str, Any] | None = None,
+    space: SearchSpace | None = None,
 ) -> list[tuple[str, str]]:
     """The summary as (label, text) pairs, in reading order."""
     counts = trials["state"].value_counts()
@@ -114,6 +120,8 @@ def summary_items(
     items = [("Trials", f"{len(trials)} ({states}; {n_bad} unreadable)")]
     objectives = ", ".join(f"{o.metric} ({o.direction})" for o in front.objectives)
     items.append(("Objectives", objectives))
+    if space is not None:
+        items.append(("Searched keys", searched_text(space)))
     if front.missing_metrics:
         items.append(("Missing objectives", "no trial reported " + ", ".join(front.missing_metrics)))
     if front.n_candidates == 0:
@@ -133,9 +141,10 @@ def summary_items(
                 f"their full budget are candidates); {DUPLICATES_RULE}",
             )
         )
-        items.append(("Best accuracy (complete trials)", _described(_best(trials, m.ACCURACY, True))))
-        items.append(("Lowest energy (complete trials)", _described(_best(trials, m.ENERGY_J, False))))
-        items.append(("Knee", _described(_row_text(trials, trials["knee"])) + f". Rule: {KNEE_RULE}."))
+        acc = accuracy_metric(front.objectives)
+        items.append((f"Best {acc} (complete trials)", _described(_best(trials, acc, True), acc)))
+        items.append(("Lowest energy (complete trials)", _described(_best(trials, m.ENERGY_J, False), acc)))
+        items.append(("Knee", _described(_row_text(trials, trials["knee"]), acc) + f". Rule: {KNEE_RULE}."))
         ref = ", ".join(
             f"{o.metric} = {v:.4g}"
             for o, v in zip(front.objectives, front.reference if front.reference is not None else [], strict=False)
@@ -193,6 +202,7 @@ def run_facts(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
     dataset = manifest.get("dataset")
     name = dataset.get("name") if isinstance(dataset, Mapping) else dataset
     facts = [
+        ("Trainable", custom_trainable(manifest)),  # None (left out) for the built-in
         ("Dataset", name),
         ("Status", manifest.get("status")),
         ("Created", manifest.get("created_at")),

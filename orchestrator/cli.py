@@ -115,7 +115,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     check_data(spec)
     print(f"{args.spec}: ok ({spec.num_samples} trials; searches {', '.join(p.name for p in spec.space) or 'nothing'};")
     print(
-        f"  objectives: {', '.join(f'{o.direction} {o.metric}' for o in spec.objectives)}; dataset {spec.dataset.name})"
+        f"  objectives: {', '.join(f'{o.direction} {o.metric}' for o in spec.objectives)}; "
+        f"dataset {spec.dataset.name if spec.dataset else 'the trainable loads its own'}; "
+        f"trainable {spec.trainable_ref})"
     )
     return EXIT_OK
 

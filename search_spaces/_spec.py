@@ -325,7 +325,8 @@ def _parse_objectives(raw: Any, builtin: bool = True) -> tuple[Objective, ...]:
         if builtin and metric not in OBJECTIVE_METRICS:
             raise SpecError(f"objectives[{i}].metric", metric, f"one of {list(OBJECTIVE_METRICS)}")
         if not isinstance(metric, str) or not metric.isidentifier():
-            allowed = f"a metric the trainable reports (a name such as f1), or one wattsweep measures: {list(OBJECTIVE_METRICS)}"
+            measured = list(OBJECTIVE_METRICS)
+            allowed = f"a metric the trainable reports (a name such as f1), or one wattsweep measures: {measured}"
             raise SpecError(f"objectives[{i}].metric", metric, allowed)
         if metric not in OBJECTIVE_METRICS and "direction" not in d:
             raise SpecError(f"objectives[{i}].direction", None, f"max or min (say which for your metric {metric!r})")

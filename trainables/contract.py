@@ -220,7 +220,8 @@ _WATCHED = frozenset({M.PARAMS, M.FLOPS, M.EFFECTIVE_FLOPS, M.SPARSITY, M.INFER_
 
 
 def pick_device(config: Mapping[str, Any]) -> torch.device:
-    """The GPU the trial sees (Ray sets ``CUDA_VISIBLE_DEVICES``), else CPU; ``device: cpu|cuda`` in the config decides."""
+    """The GPU the trial sees (Ray sets ``CUDA_VISIBLE_DEVICES``), else CPU; a config key ``device`` (auto, cpu,
+    cuda) decides where it is given."""
     import torch
 
     wanted = config.get("device", "auto")
@@ -266,6 +267,10 @@ def run_contract(
 
     if plan.num_threads:
         torch.set_num_threads(plan.num_threads)
+    # why: the first optimizer step in a process imports torch._dynamo (~0.9 s of CPU here); that is the worker's
+    # start-up, not the trial's work, and inside the meter it would land on whichever trial a worker runs first
+    import torch._dynamo
+
     device = pick_device(config)
     splits = _splits(plan, data)
     ctx_seed = int(config.get("seed", plan.seed))

@@ -58,7 +58,7 @@ def _import(ref: Any, field: str, expected: str) -> Callable[..., Any]:
         obj = getattr(obj, part)
     if not callable(obj):
         raise ConfigError(field, ref, f"{expected} ({attr!r} is a {type(obj).__name__}, not callable)")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def check_signature(fn: Callable[..., Any], ref: Any, field: str, *, n_args: int, expected: str) -> None:

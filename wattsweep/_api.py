@@ -58,7 +58,7 @@ class SweepResult:
 def _json(path: Path) -> dict[str, Any]:
     import json
 
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    return json.loads(path.read_text())
 
 
 def _objectives(objectives: Objectives) -> list[dict[str, str]]:

@@ -179,19 +179,22 @@ def run_plain_tune(storage: Path, trials: int, epochs: int, seed: int) -> SweepT
     import ray
     from ray import tune
 
+    from trainables.config import DatasetConfig
+    from trainables.contract import TrialPlan
+    from trainables.loader import BUILTIN
     from trainables.ray_trainable import tune_trainable
 
     # why: workers must import this project (run_sweep does the same)
     paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    options = {"max_epochs": None, "num_threads": 1, "watts_per_core": None}
+    plan = TrialPlan(trainable=BUILTIN, dataset=DatasetConfig(name="digits"), default_epochs=epochs, num_threads=1)
     # why address="local": a bare ray.init() joins any cluster already running on the machine
     ray.init(
         address="local", num_cpus=_slots(), include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
     )
     try:
         tuner = tune.Tuner(
-            tune.with_parameters(tune_trainable, dataset={"name": "digits"}, options=options),
+            tune.with_parameters(tune_trainable, plan=plan),
             param_space={**FIXED, "epochs": epochs, "lr": tune.loguniform(*LR_RANGE)},
             tune_config=tune.TuneConfig(num_samples=trials),
             run_config=tune.RunConfig(name=f"busy_plain_{seed}", storage_path=str(storage), verbose=0),

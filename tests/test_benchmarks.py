@@ -57,3 +57,16 @@ def test_search_efficiency_measures_the_default_sweep() -> None:
     for key in ("sampler", "scheduler", "objectives"):
         assert getattr(default, key) == getattr(bench, key), key
     assert se.load_reference(se.REFERENCE)["fixed"] == dict(bench.fixed)
+
+
+def test_contract_overhead_quick_prints_its_table_and_headline() -> None:
+    r = _run("benchmarks/contract_overhead.py", "--quick")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    lines = r.stdout.splitlines()
+    table = [line.split() for line in lines if line.startswith(("bare", "wattsweep")) and " vs " not in line]
+    rows = {row[0]: row for row in table}
+    assert set(rows) == {"bare", "bare+ckpt", "wattsweep", "wattsweep+ckpt", "wattsweep+ckpt+watch"}, rows
+    assert all(row[1] == "4" and float(row[2]) > 0 for row in rows.values()), rows  # 2 reps x 2 steady epochs
+    headline = [line for line in lines if line.startswith("context overhead per ")]
+    assert len(headline) == 1 and "wattsweep+ckpt vs bare+ckpt" in headline[0], r.stdout[-2000:]
+    assert any(line.startswith("  timed inside ctx.report, beyond the sink: ") for line in lines), r.stdout[-2000:]

@@ -13,10 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
+def _blocks(lang: str) -> list[str]:
+    found = re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+    assert found, f"no ```{lang} block in the README"
+    return found
+
+
 def _first_block(lang: str) -> str:
-    match = re.search(rf"```{lang}\n(.*?)```", README, flags=re.S)
-    assert match, f"no ```{lang} block in the README"
-    return match.group(1)
+    return _blocks(lang)[0]
 
 
 def test_readme_starts_with_the_sweep_and_test_commands_ci_runs() -> None:
@@ -29,8 +33,10 @@ def test_readme_starts_with_the_sweep_and_test_commands_ci_runs() -> None:
     assert commands[1] in ci, ".ci/run must run exactly the README's test command"
 
 
-def test_readme_spec_example_is_a_valid_spec() -> None:
-    raw = yaml.safe_load(_first_block("yaml"))
-    spec = parse_spec(raw, source="README.md")
-    assert spec.name == "my_sweep"
-    assert spec.scheduler.kind == "moasha" and spec.energy.budget_j == 500 and spec.tensorboard is False
+def test_readme_spec_examples_are_valid_specs() -> None:
+    specs = [parse_spec(yaml.safe_load(block), source="README.md") for block in _blocks("yaml")]
+    custom = specs[0]  # your own trainable's, then the built-in's, then snippets of it
+    (builtin,) = [s for s in specs if s.name == "my_sweep"]
+    assert custom.trainable_ref == "examples.digits_cnn.model:train" and custom.cost is not None
+    assert builtin.name == "my_sweep" and builtin.is_builtin
+    assert builtin.scheduler.kind == "moasha" and builtin.energy.budget_j == 500 and builtin.tensorboard is False

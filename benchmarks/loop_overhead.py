@@ -17,16 +17,23 @@ test accuracies agree.
   permanent after the last epoch), then compute validation and test accuracy
   once. Nothing else: no meter, no losses kept, no FLOP or parameter counts,
   no checkpoint.
-- ``wattsweep``: ``run_trial(cfg, ds, report=..., options=RunOptions(num_threads=1))``
-  whose ``report`` does what the Ray adapter does with the state: ``torch.save``
-  it, to an ``io.BytesIO`` (``--checkpoint memory``, default) or to a file in a
-  temporary directory (``--checkpoint file``, as ``ray_trainable`` does).
-- overhead = everything ``run_trial`` does beyond ``bare``: the second (dense)
-  model build and FLOP counts, the energy meter, train/validation losses, non-zero
-  parameter, sparsity and effective-FLOP counts every epoch, the last epoch's
-  confusion matrix, layer FLOPs, power trace and (where run_trial has it) the
-  inference energy/latency measurement, the pruner's bookkeeping, and
-  building and serialising the checkpoint state every epoch.
+- ``wattsweep``: ``run_trial(cfg, ds, report=..., options=RunOptions(num_threads=1))``,
+  i.e. the built-in ``trainables.train.train`` run through the trainable contract
+  (``trainables.contract.run_contract``), whose ``report`` does what the Ray
+  adapter's sink does with the checkpoint state (``{"wattsweep": counters,
+  "user": model + optimizer state}``): ``torch.save`` it, to an ``io.BytesIO``
+  (``--checkpoint memory``, default) or to a file in a temporary directory
+  (``--checkpoint file``, as ``ray_trainable`` does).
+- overhead = everything ``run_trial`` does beyond ``bare``: the contract's
+  context (seeding, the energy meter opened, read at every report and around its
+  own FLOP counting, and closed; the metrics it adds and the objective check),
+  train/validation losses, what ``ctx.watch`` counts (``trainables.watch.ModelWatch``:
+  the dense FLOP and prunable-weight counts when the model is handed over,
+  non-zero parameter, sparsity and effective-FLOP counts every epoch, FLOPs
+  recounted after a structured pruning step, the last epoch's layer FLOPs and
+  inference energy/latency measurement), the last epoch's confusion matrix,
+  power trace and energy provenance, the pruner's bookkeeping, and building
+  and serialising the checkpoint state every epoch.
 
 Each measured run is one whole trial (setup included). Both variants are warmed up
 once first (imports such as torch_pruning and the dataset cache are paid once per
@@ -66,9 +73,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import prune
 
+import trainables.energy
 import trainables.flops
 import trainables.pruning
 import trainables.train
+import trainables.watch
 from trainables import metrics as M
 from trainables.config import DatasetConfig, TrialConfig
 from trainables.data import Splits, load_splits
@@ -195,19 +204,22 @@ class Timers:
         return timed_call
 
 
-# (module or class, attribute, label); "*" marks the useful work the bare loop also does
+# (module or class, attribute, label); "*" marks the useful work the bare loop also does. Each is patched where
+# the caller looks it up at call time: train() calls its module's globals, ModelWatch imports the flops and pruning
+# functions inside its methods and calls measure_inference from trainables.watch.
 PATCHES: list[tuple[Any, str, str]] = [
     (trainables.train, "train_epoch", "* train_epoch"),
     (trainables.train, "evaluate", "* evaluate (val + test, with losses)"),
     (Pruner, "step", "* Pruner.step (pruning + bookkeeping)"),
     (Pruner, "finalize", "* Pruner.finalize"),
-    (trainables.flops, "count_flops", "count_flops (dense at setup, layers at end)"),
+    (trainables.flops, "count_flops", "count_flops (ctx.watch; after a reshape)"),
+    (trainables.pruning, "prunable_weights", "prunable_weights (dense, at ctx.watch)"),
     (trainables.flops, "effective_flops", "effective_flops (every epoch)"),
     (trainables.pruning, "nonzero_params", "nonzero_params (every epoch)"),
-    (Pruner, "sparsity", "Pruner.sparsity (every epoch)"),
+    (trainables.pruning, "sparsity", "sparsity (every epoch)"),
     (Pruner, "__init__", "Pruner.__init__"),
     (trainables.train, "confusion_matrix", "confusion_matrix (last epoch)"),
-    (trainables.train, "measure_inference", "measure_inference (last epoch)"),
+    (trainables.watch, "measure_inference", "measure_inference (last epoch)"),
 ]
 LABEL_BUILD = "build_model"
 LABEL_OPT = "_make_optimizer"
@@ -219,7 +231,7 @@ LABEL_SAVE = "checkpoint torch.save"
 @contextmanager
 def instrumented(timers: Timers) -> Iterator[None]:
     """Patch the calls run_trial makes with timers (restored on exit)."""
-    real_make_opt, real_make_meter = trainables.train._make_optimizer, trainables.train.make_meter
+    real_make_opt, real_make_meter = trainables.train._make_optimizer, trainables.energy.make_meter
 
     def build(*args: Any, **kwargs: Any) -> nn.Module:
         model = build_model(*args, **kwargs)
@@ -240,11 +252,13 @@ def instrumented(timers: Timers) -> Iterator[None]:
     with ExitStack() as stack:
         for owner, attr, label in PATCHES:
             if not hasattr(owner, attr):
-                continue  # why: the loop changes under us; time what this revision has
+                # why: skipping would move the call's time into "unattributed" while its row silently disappears
+                raise AttributeError(f"{owner.__name__}.{attr} is gone (row {label!r}): patch it where it lives now")
             stack.enter_context(mock.patch.object(owner, attr, timers.wrap(label, getattr(owner, attr))))
         stack.enter_context(mock.patch.object(trainables.train, "build_model", timers.wrap(LABEL_BUILD, build)))
         stack.enter_context(mock.patch.object(trainables.train, "_make_optimizer", timers.wrap(LABEL_OPT, make_opt)))
-        stack.enter_context(mock.patch.object(trainables.train, "make_meter", timers.wrap(LABEL_METER, make_meter)))
+        # why: trainables.contract._open_meter imports make_meter from trainables.energy when each trial starts
+        stack.enter_context(mock.patch.object(trainables.energy, "make_meter", timers.wrap(LABEL_METER, make_meter)))
         yield
 
 
@@ -385,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = DatasetConfig()
     data = load_splits(ds)
     report = checkpoint_report(args.checkpoint)
-    meter_source = trainables.train.make_meter("cpu").source
+    meter_source = trainables.energy.make_meter("cpu").source
     print(
         f"# loop_overhead: digits {len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}, resnet depth 8 width 16, "
         f"adam lr 1e-3 cosine, batch 64, {args.epochs} epochs, seed {args.seed}; checkpoint to {args.checkpoint}"

@@ -129,6 +129,7 @@ def build_reference(path: Path, n_lr: int, n_prune: int) -> None:
     import ray
     from ray import tune
 
+    from orchestrator.sweep import trial_plan
     from trainables.ray_trainable import tune_trainable
 
     grid = grid_configs(n_lr, n_prune)
@@ -136,7 +137,9 @@ def build_reference(path: Path, n_lr: int, n_prune: int) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(ROOT), *_pythonpath()]))
     # why: a checkpoint every epoch (as in the sweeps, so the energy compares) trips a warning meant for slow storage
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    options = {"max_epochs": None, "num_threads": 1, "watts_per_core": None}
+    # why the sweeps' own plan: the built-in trainable on the spec's dataset, 1 torch thread (resources.cpu 1), the
+    # spec's watts_per_core (unset) and no epoch cap; the same settings the grid ran with before the trial plan
+    plan = trial_plan(DEFAULT_SPEC)
     space = {
         **FIXED,
         **{k: tune.grid_search(sorted({g[k] for g in grid})) for k in ("depth", "width", "lr", "prune_ratio")},
@@ -153,7 +156,7 @@ def build_reference(path: Path, n_lr: int, n_prune: int) -> None:
         with tempfile.TemporaryDirectory(prefix="reference_grid_") as tmp:
             tuner = tune.Tuner(
                 tune.with_resources(
-                    tune.with_parameters(tune_trainable, dataset=dict(DEFAULT_SPEC.raw["dataset"]), options=options),
+                    tune.with_parameters(tune_trainable, plan=plan),
                     {"cpu": 1},
                 ),
                 param_space=space,

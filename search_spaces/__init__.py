@@ -1,6 +1,8 @@
 """Search specs: YAML files in this folder, loaded into frozen, validated objects."""
 
-from search_spaces._spec import (
+from search_spaces._check import SpecError
+from search_spaces._spec import load_spec, parse_set, parse_spec
+from search_spaces._types import (
     PARAM_KINDS,
     SAMPLERS,
     EnergySettings,
@@ -9,11 +11,7 @@ from search_spaces._spec import (
     Resources,
     SamplerSpec,
     SchedulerSpec,
-    SpecError,
     SweepSpec,
-    load_spec,
-    parse_set,
-    parse_spec,
 )
 
 DEFAULT_SPEC = "search_spaces/digits_resnet.yaml"

@@ -28,40 +28,9 @@ from search_spaces._sections import (
     _parse_scheduler,
     _parse_trainable,
 )
-from search_spaces._types import (
-    PARAM_KINDS,
-    SAMPLERS,
-    SCHEDULERS,
-    TIE_BREAKS,
-    EnergySettings,
-    Objective,
-    Param,
-    Resources,
-    SamplerSpec,
-    SchedulerSpec,
-    SweepSpec,
-)
+from search_spaces._types import SweepSpec
 from trainables.config import TRIAL_KEYS, ConfigError, TrialConfig, check_compatible
 from trainables.loader import BUILTIN, reference
-
-__all__ = [
-    "PARAM_KINDS",
-    "SAMPLERS",
-    "SCHEDULERS",
-    "TIE_BREAKS",
-    "TOP_KEYS",
-    "EnergySettings",
-    "Objective",
-    "Param",
-    "Resources",
-    "SamplerSpec",
-    "SchedulerSpec",
-    "SpecError",
-    "SweepSpec",
-    "load_spec",
-    "parse_set",
-    "parse_spec",
-]
 
 TOP_KEYS = (
     "name",

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from trainables.config import check_value
-from trainables.flops import effective_weight
+from trainables.flops import count_nonzero, effective_weight
 from trainables.pruning_recovery import OptimizerCarry, recalibrate_batchnorm
 
 __all__ = [
@@ -165,13 +165,12 @@ def prunable_weights(model: nn.Module, ignored: Sequence[nn.Module] | None = Non
 
 def nonzero_params(model: nn.Module) -> int:
     """Non-zero entries over all parameters (biases and norms included), pruning masks applied."""
-    total = 0
+    values = []
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             mask = getattr(module, name.removesuffix("_orig") + "_mask", None) if name.endswith("_orig") else None
-            value = param.detach() * mask if mask is not None else param.detach()
-            total += int(torch.count_nonzero(value).item())
-    return total
+            values.append(param.detach() * mask if mask is not None else param.detach())
+    return sum(count_nonzero(values))
 
 
 def sparsity(model: nn.Module, dense_params: int | None = None, *, ignored: Sequence[nn.Module] | None = None) -> float:
@@ -183,7 +182,7 @@ def sparsity(model: nn.Module, dense_params: int | None = None, *, ignored: Sequ
     it, only the zeros of the current tensors count. ``ignored``: as in ``prunable_layers`` (default the classifier).
     """
     layers = prunable_layers(model, ignored)
-    nonzero = sum(int(torch.count_nonzero(effective_weight(m)).item()) for m in layers)
+    nonzero = sum(count_nonzero([effective_weight(m) for m in layers]))
     total = dense_params if dense_params is not None else sum(effective_weight(m).numel() for m in layers)
     if total <= 0:
         raise ValueError(f"dense_params must be > 0, but got {total=}.")

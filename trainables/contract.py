@@ -156,7 +156,8 @@ class Context:
 
     def report(self, metrics: Mapping[str, Any] | None = None, *, state: Mapping[str, Any] | None = None) -> None:
         """End one epoch: close its energy window, add the contract's metrics, check the objectives, hand
-        ``metrics`` and ``state`` (anything ``torch.save`` can store, e.g. state dicts) to Tune.
+        ``metrics`` and ``state`` to Tune. ``state``: what ``torch.load(weights_only=True)`` reads back (state
+        dicts, tensors, numbers, strings and containers of them); it comes back as ``ctx.checkpoint``.
 
         ``metrics``: the user's own numbers for this epoch (``accuracy`` is the validation accuracy the default
         objectives read; any other name may be an objective). Names wattsweep measures (``epoch``, ``energy_j``,
@@ -166,7 +167,7 @@ class Context:
         taken = sorted(MEASURED & user.keys())
         if taken:
             raise TrialContractError(f"metrics {taken} are measured by wattsweep; report your own names")
-        if self._epoch - self.start_epoch >= self.epochs - self.start_epoch:
+        if self._epoch >= self.epochs:
             raise TrialContractError(f"report() called after the trial's last epoch ({self.epochs})")
         self._epoch += 1
         last = self._epoch == self.epochs
@@ -174,13 +175,15 @@ class Context:
             import torch
 
             torch.cuda.synchronize(self.device)  # why: the window must hold the epoch's queued GPU work
+        # why before the reading: what the watch costs is subtracted from this reading, so it must be inside it
+        watched = self._unbilled_call(self._watch.epoch_metrics)
         reading = self._meter.read()
         measured = {
             M.ENERGY_J: reading.energy_j,
             M.DYNAMIC_ENERGY_J: reading.dynamic_energy_j,
             M.TIME_S: reading.time_s,
         }
-        out: dict[str, Any] = {**self._unbilled_call(self._watch.epoch_metrics), **user}
+        out: dict[str, Any] = {**watched, **user}
         out.update({k: self._offset[k] + measured[k] - self._unbilled[k] for k in _COUNTERS})
         out.update(
             {

@@ -8,11 +8,23 @@ forward pass of ONE sample.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_flops", "count_nonzero", "effective_flops", "effective_weight", "weight_density"]
+__all__ = [
+    "NonzeroCounts",
+    "count_flops",
+    "count_nonzero",
+    "effective_flops",
+    "effective_weight",
+    "nonzero_counts",
+    "weight_density",
+]
+
+_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -69,6 +81,39 @@ def count_nonzero(tensors: list[torch.Tensor]) -> list[int]:
     return [int(n) for n in torch.stack([torch.count_nonzero(t) for t in tensors]).tolist()]
 
 
+@dataclass(frozen=True)
+class NonzeroCounts:
+    """A model's non-zero entries, pruning masks applied, from one pass with one device synchronisation: what
+    ``nonzero_params``, ``sparsity`` and ``effective_flops`` need (``ctx.watch`` counts once per epoch for all three).
+    """
+
+    params: int  # non-zero entries over all parameters (biases and norms included)
+    weights: dict[int, tuple[int, int]]  # id(conv / linear module) -> (non-zero, total) entries of its weight
+
+    def weight(self, module: nn.Module) -> tuple[int, int]:
+        """(non-zero, total) entries of a conv / linear layer's effective weight."""
+        found = self.weights.get(id(module))
+        if found is None:  # why: a weight registered some other way (a parametrization) is counted on its own
+            w = effective_weight(module)
+            return count_nonzero([w])[0], w.numel()
+        return found
+
+
+def nonzero_counts(model: nn.Module) -> NonzeroCounts:
+    """Count ``model``'s non-zero parameter entries once (see ``NonzeroCounts``)."""
+    values: list[torch.Tensor] = []
+    owners: list[int | None] = []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            mask = getattr(module, name.removesuffix("_orig") + "_mask", None) if name.endswith("_orig") else None
+            values.append(param.detach() * mask if mask is not None else param.detach())
+            is_weight = isinstance(module, _LAYERS) and name in ("weight", "weight_orig")
+            owners.append(id(module) if is_weight else None)
+    counts = count_nonzero(values)
+    weights = {o: (n, v.numel()) for o, n, v in zip(owners, counts, values, strict=True) if o is not None}
+    return NonzeroCounts(sum(counts), weights)
+
+
 def weight_density(module: nn.Module) -> float:
     """Fraction of a layer's weight entries that are non-zero (its pruning mask applied), in [0, 1]."""
     effective = effective_weight(module)
@@ -76,7 +121,11 @@ def weight_density(module: nn.Module) -> float:
 
 
 def effective_flops(
-    model: nn.Module, example: torch.Tensor, *, counted: tuple[int, dict[str, int]] | None = None
+    model: nn.Module,
+    example: torch.Tensor,
+    *,
+    counted: tuple[int, dict[str, int]] | None = None,
+    counts: NonzeroCounts | None = None,
 ) -> int:
     """FLOPs one forward pass of one sample needs after pruning.
 
@@ -85,17 +134,15 @@ def effective_flops(
     pruned model has dense, smaller layers and is counted as it is. FLOPs outside
     conv / linear layers are kept unscaled. ``counted``: this model's
     ``count_flops`` result, when the caller has it (the count depends only on the
-    layers' shapes, so it stays valid until a structural pruning step).
+    layers' shapes, so it stays valid until a structural pruning step). ``counts``: this model's
+    ``nonzero_counts`` now, when the caller has it.
     """
     total, per_leaf = counted if counted is not None else count_flops(model, example)
+    counts = counts if counts is not None else nonzero_counts(model)
     modules = dict(model.named_modules())
-    layers = [(flops, modules[name]) for name, flops in per_leaf.items() if isinstance(modules[name], _LAYERS)]
-    weights = [effective_weight(m) for _, m in layers]
-    nonzero = count_nonzero(weights)
-    saved = sum(
-        flops * (1.0 - n / max(w.numel(), 1)) for (flops, _), w, n in zip(layers, weights, nonzero, strict=True)
-    )
+    saved = 0.0
+    for name, flops in per_leaf.items():
+        if isinstance(modules[name], _LAYERS):
+            nonzero, size = counts.weight(modules[name])
+            saved += flops * (1.0 - nonzero / max(size, 1))
     return round(total - saved)
-
-
-_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)

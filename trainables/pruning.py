@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from trainables.config import check_value
-from trainables.flops import count_nonzero, effective_weight
+from trainables.flops import NonzeroCounts, effective_weight, nonzero_counts
 from trainables.pruning_recovery import OptimizerCarry, recalibrate_batchnorm
 
 __all__ = [
@@ -165,25 +165,28 @@ def prunable_weights(model: nn.Module, ignored: Sequence[nn.Module] | None = Non
 
 def nonzero_params(model: nn.Module) -> int:
     """Non-zero entries over all parameters (biases and norms included), pruning masks applied."""
-    values = []
-    for module in model.modules():
-        for name, param in module.named_parameters(recurse=False):
-            mask = getattr(module, name.removesuffix("_orig") + "_mask", None) if name.endswith("_orig") else None
-            values.append(param.detach() * mask if mask is not None else param.detach())
-    return sum(count_nonzero(values))
+    return nonzero_counts(model).params
 
 
-def sparsity(model: nn.Module, dense_params: int | None = None, *, ignored: Sequence[nn.Module] | None = None) -> float:
+def sparsity(
+    model: nn.Module,
+    dense_params: int | None = None,
+    *,
+    ignored: Sequence[nn.Module] | None = None,
+    counts: NonzeroCounts | None = None,
+) -> float:
     """Fraction of prunable weights (conv / linear weights but the ignored ones) that are zero or removed.
 
     ``dense_params``: the number of prunable weights of the dense model
     (``prunable_weights`` before pruning, kept as ``Pruner.dense_weights``); with
     it, removed weights (structured pruning) count as well as zeroed ones. Without
     it, only the zeros of the current tensors count. ``ignored``: as in ``prunable_layers`` (default the classifier).
+    ``counts``: the model's ``nonzero_counts`` now, when the caller has it.
     """
-    layers = prunable_layers(model, ignored)
-    nonzero = sum(count_nonzero([effective_weight(m) for m in layers]))
-    total = dense_params if dense_params is not None else sum(effective_weight(m).numel() for m in layers)
+    counts = counts if counts is not None else nonzero_counts(model)
+    layers = [counts.weight(m) for m in prunable_layers(model, ignored)]
+    nonzero = sum(n for n, _ in layers)
+    total = dense_params if dense_params is not None else sum(size for _, size in layers)
     if total <= 0:
         raise ValueError(f"dense_params must be > 0, but got {total=}.")
     return 1.0 - nonzero / total

@@ -25,6 +25,10 @@ from trainables.data import Splits
 from trainables.loader import BUILTIN
 from trainables.models import build_model
 
+# why at module level: the worker imports this module before the trial's energy window opens; imported inside
+# train() (torch_pruning, ~0.5 s) it would land on the bill of the first trial each worker runs
+from trainables.pruning import Pruner
+
 # report(metrics, state): state is what a checkpoint must hold to resume (None = no checkpoint)
 ReportFn = Callable[[dict[str, Any], dict[str, Any] | None], None]
 
@@ -98,8 +102,6 @@ def confusion_matrix(pred: torch.Tensor, y: torch.Tensor, k: int) -> list[list[i
 
 def train(config: dict[str, Any], ctx: Context) -> None:
     """The built-in trainable. ``config``: TrialConfig keys; ``ctx.data``: the spec's dataset (required)."""
-    from trainables.pruning import Pruner  # why: lazy, keeps worker imports light
-
     # setup
     cfg = TrialConfig.from_mapping(config)
     epochs = ctx.epochs

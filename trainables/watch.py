@@ -102,18 +102,19 @@ class ModelWatch:
         """params, flops (dense), effective_flops and sparsity of the model as it is now; {} if nothing watched."""
         if self.model is None:
             return {}
-        from trainables.flops import count_flops, effective_flops
-        from trainables.pruning import nonzero_params, sparsity
+        from trainables.flops import count_flops, effective_flops, nonzero_counts
+        from trainables.pruning import sparsity
 
         if _shapes(self.model) != self._shapes:
             self._counted, self._shapes = count_flops(self.model, self.example), _shapes(self.model)
+        counts = nonzero_counts(self.model)  # why once: params, effective FLOPs and sparsity all read it
         out: dict[str, Any] = {
-            M.PARAMS: nonzero_params(self.model),
+            M.PARAMS: counts.params,
             M.FLOPS: self._dense_flops,
-            M.EFFECTIVE_FLOPS: effective_flops(self.model, self.example, counted=self._counted),
+            M.EFFECTIVE_FLOPS: effective_flops(self.model, self.example, counted=self._counted, counts=counts),
         }
         if self._dense_weights:
-            out[M.SPARSITY] = sparsity(self.model, self._dense_weights)
+            out[M.SPARSITY] = sparsity(self.model, self._dense_weights, counts=counts)
         return out
 
     def final_metrics(self, meter: BaseMeter) -> dict[str, Any]:

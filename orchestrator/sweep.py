@@ -136,8 +136,13 @@ class _Prefetch:
             raise RunError(f"could not load the dataset: {e}") from e
 
 
-def trial_plan(spec: SweepSpec, idle_power_w: dict[str, float] | None = None) -> TrialPlan:
-    """The one typed plan every trial of this sweep runs by, decided here once (shipped unchanged to workers)."""
+def trial_plan(
+    spec: SweepSpec, idle_power_w: dict[str, float] | None = None, resources: dict[str, float] | None = None
+) -> TrialPlan:
+    """The one typed plan every trial of this sweep runs by, decided here once (shipped unchanged to workers).
+
+    ``resources``: what each trial gets (``trial_resources``); its GPU share reaches the meter.
+    """
     return TrialPlan(
         trainable=spec.trainable,
         objectives=tuple((o.metric, o.direction) for o in spec.objectives),
@@ -148,6 +153,7 @@ def trial_plan(spec: SweepSpec, idle_power_w: dict[str, float] | None = None) ->
         num_threads=max(1, int(spec.resources.cpu)),
         watts_per_core=spec.energy.watts_per_core,
         idle_power_w=dict(idle_power_w or {}),
+        gpus_per_trial=float((resources or {}).get("gpu", 0.0)),
     )
 
 
@@ -158,7 +164,7 @@ def _trainable(
 
     from trainables.ray_trainable import tune_trainable
 
-    plan = trial_plan(spec, idle_power_w)
+    plan = trial_plan(spec, idle_power_w, resources)
     return tune.with_resources(tune.with_parameters(tune_trainable, plan=plan, splits=splits), resources)
 
 

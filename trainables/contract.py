@@ -75,6 +75,14 @@ class TrialPlan:
     num_threads: int | None = None  # torch intra-op threads (the trial's CPUs)
     watts_per_core: float | None = None  # the estimate backend's setting
     idle_power_w: Mapping[str, float] = field(default_factory=dict)  # idle baseline, W, by GPU UUID / cpu-*
+    # the GPUs Ray gives each trial (resources.gpu); below 1 the trial shares a device and the meter splits its energy
+    gpus_per_trial: float = 0.0
+
+    @property
+    def gpu_fraction(self) -> float:
+        """This trial's share of its GPU for the meter, in (0, 1]: 1 with whole GPUs (or none)."""
+        return self.gpus_per_trial if 0 < self.gpus_per_trial < 1 else 1.0
+
     checkpoint: bool = True  # hand the user's state to the sink every epoch
 
     def budget(self, config: Mapping[str, Any]) -> int:
@@ -247,7 +255,7 @@ def _open_meter(device: torch.device, plan: TrialPlan) -> Iterator[BaseMeter]:
     from trainables.energy import make_meter
     from trainables.watch import idle_power_for
 
-    meter = make_meter(device.type, watts_per_core=plan.watts_per_core)
+    meter = make_meter(device.type, watts_per_core=plan.watts_per_core, gpu_fraction=plan.gpu_fraction)
     meter.idle_power_w = idle_power_for(meter, dict(plan.idle_power_w))
     meter.start()
     try:

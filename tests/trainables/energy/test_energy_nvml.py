@@ -319,3 +319,29 @@ def test_shared_gpu_without_process_utilisation_keeps_the_energy(fake_nvml: Any,
     assert meter.stop().energy_j == pytest.approx(2000.0)
     dev = meter.provenance()["devices"][0]
     assert dev["share_method"] == "gpu-fraction" and "Not Supported" in dev["share_error"]
+
+
+@pytest.mark.parametrize(
+    ("gpus_per_trial", "attribution", "energy_j"), [(0.5, "shared", 4000.0), (1.0, "exclusive", 8000.0)]
+)
+def test_a_sweeps_gpu_share_reaches_each_trials_meter(
+    fake_nvml: Any, make_gpu: Any, gpus_per_trial: float, attribution: str, energy_j: float
+) -> None:
+    # the path a sweep takes: trial_resources' share -> the trial plan -> the meter the contract opens
+    import torch
+
+    from orchestrator.sweep import trial_plan
+    from search_spaces import parse_spec
+    from trainables.contract import _open_meter
+
+    spec = parse_spec({"name": "g", "resources": {"cpu": 1, "gpu": gpus_per_trial}})
+    plan = trial_plan(spec, resources={"cpu": 1.0, "gpu": gpus_per_trial})
+    assert plan.gpu_fraction == gpus_per_trial
+    gpu = make_gpu(UUIDS[0], energy_mj=0)
+    gpu.util = [(os.getpid() + 1, int(time.time() * 1e6) + 60_000_000, 90)]  # NVML sees no sample of ours
+    fake_nvml(gpu)
+    with _open_meter(torch.device("cuda"), plan) as meter:
+        assert meter.attribution == attribution
+        gpu.energy_mj = 8_000_000  # the device spent 8000 J
+    reading = meter.read()
+    assert reading.energy_j == pytest.approx(energy_j)  # a half share bills half the device (split by gpu fraction)

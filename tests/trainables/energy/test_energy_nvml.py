@@ -345,3 +345,26 @@ def test_a_sweeps_gpu_share_reaches_each_trials_meter(
         gpu.energy_mj = 8_000_000  # the device spent 8000 J
     reading = meter.read()
     assert reading.energy_j == pytest.approx(energy_j)  # a half share bills half the device (split by gpu fraction)
+
+
+def test_trials_that_raise_stop_their_meters_threads(fake_nvml: Any, make_gpu: Any) -> None:
+    # a reused Ray actor runs trial after trial in one process: a trainable that raises must not leave its
+    # meter's power-sampling thread behind
+    import threading
+
+    from trainables.contract import Context, TrialPlan, run_contract
+
+    fake_nvml(make_gpu(UUIDS[0]))
+    started: list[int] = []
+
+    def broken(config: dict[str, Any], ctx: Context) -> None:
+        started.append(threading.active_count())  # the meter's sampler is running now
+        raise RuntimeError("user bug")
+
+    plan = TrialPlan(trainable=broken)
+    before = threading.active_count()
+    for _ in range(5):
+        with pytest.raises(RuntimeError, match="user bug"):
+            run_contract(broken, {"epochs": 1, "device": "cuda"}, plan, lambda m, s: None)
+    assert started == [before + 1] * 5  # one sampler thread per trial while it ran...
+    assert threading.active_count() == before  # ...and none left after five failed trials

@@ -144,6 +144,10 @@ def _parse_resources(raw: Any) -> Resources:
     gpu = d.get("gpu", "auto")
     if gpu != "auto":
         gpu = _num("resources.gpu", gpu, minimum=0.0)
+        if gpu > 1 and not gpu.is_integer():
+            # why: Ray schedules a fraction of one GPU, or whole GPUs; 1.5 GPUs is neither, and Ray refuses it
+            # only once the first trial is submitted
+            raise SpecError("resources.gpu", d["gpu"], "auto, 0, a fraction in (0, 1) to share a GPU, or whole GPUs")
     return Resources(cpu, gpu)
 
 

@@ -77,7 +77,14 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"space": {"colour": {"kind": "choice", "values": [1]}}}, "space.colour", ""),
     ({"space": {"lr": {"kind": "gaussian", "low": 1, "high": 2}}}, "space.lr.kind", "gaussian"),
     ({"fixed": {"lr": 0.1}, "space": {"lr": {"kind": "uniform", "low": 0.1, "high": 0.2}}}, "space.lr", ""),
+    ({"resources": {"gpu": 1.5}}, "resources.gpu", "1.5"),
+    ({"resources": {"gpu": -0.5}}, "resources.gpu", "-0.5"),
 ]
+
+
+@pytest.mark.parametrize("gpu", [0, 0.25, 0.5, 1, 2, "auto"])
+def test_gpu_requests_ray_can_schedule(gpu: Any) -> None:
+    assert parse_spec({"name": "g", "resources": {"gpu": gpu}}).resources.gpu == gpu
 
 
 @pytest.mark.parametrize(("patch", "field", "value"), BAD, ids=[b[1] for b in BAD])

@@ -255,7 +255,8 @@ def _open_meter(device: torch.device, plan: TrialPlan) -> Iterator[BaseMeter]:
     from trainables.energy import make_meter
     from trainables.watch import idle_power_for
 
-    meter = make_meter(device.type, watts_per_core=plan.watts_per_core, gpu_fraction=plan.gpu_fraction)
+    # why share_cpu: trials run side by side on a machine; with RAPL each bills its share of the package, once
+    meter = make_meter(device.type, watts_per_core=plan.watts_per_core, gpu_fraction=plan.gpu_fraction, share_cpu=True)
     meter.idle_power_w = idle_power_for(meter, dict(plan.idle_power_w))
     meter.start()
     try:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ._cpu_share import CpuTimeShare
 from ._errors import EnergyError, NvmlNotSupportedError, NvmlUnavailableError, RaplPermissionError, warn_once
 from ._estimate import CpuTimeEstimateMeter
 from ._meter import BaseMeter
@@ -47,6 +48,7 @@ def make_meter(
     backend: str = "auto",
     idle_power_w: float | None = None,
     gpu_fraction: float = 1.0,
+    share_cpu: bool = False,
     rapl_root: str | Path = DEFAULT_RAPL_ROOT,
     sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
     crosscheck: bool = True,
@@ -63,6 +65,8 @@ def make_meter(
         idle_power_w: idle baseline, W; then ``dynamic_energy_j = energy_j - idle_power_w * time_s``.
         gpu_fraction: this trial's share of the GPU (Ray's fractional GPU), in (0, 1];
             below 1 the device's energy is split by SM utilisation (``attribution="shared"``).
+        share_cpu: RAPL: bill this process's share of the machine's busy CPU time of the package and DRAM
+            energy (``attribution="shared"``), so that concurrent trials on one machine each bill theirs once.
         rapl_root: the powercap sysfs directory (tests point it at a temp dir).
         sample_interval_s: NVML power sampling period, s (default 0.1 = 10 Hz).
         crosscheck: NVML: also integrate power where the counter works, as ``crosscheck_energy_j``.
@@ -87,7 +91,8 @@ def make_meter(
         )
 
     def rapl() -> BaseMeter:
-        return RaplMeter(find_zones(rapl_root), root=rapl_root, idle_power_w=idle_power_w)
+        share = CpuTimeShare() if share_cpu else None
+        return RaplMeter(find_zones(rapl_root), root=rapl_root, idle_power_w=idle_power_w, share=share)
 
     def estimate() -> BaseMeter:
         return CpuTimeEstimateMeter(watts_per_core=watts_per_core, idle_power_w=idle_power_w)

@@ -153,7 +153,8 @@ class BaseMeter(abc.ABC):
             raise RuntimeError("call start() before read().")
         m = self._measure()
         time_s = (self._clock() if m.at is None else m.at) - self._t0
-        idle_j = 0.0 if self.idle_power_w is None else self.idle_power_w * time_s
+        # why times the share: a shared device's idle power is shared too (its trials must not each subtract all of it)
+        idle_j = 0.0 if self.idle_power_w is None else self.idle_power_w * time_s * m.share
         reading = EnergyReading(
             energy_j=m.energy_j,
             dynamic_energy_j=max(0.0, m.energy_j - idle_j),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._cpu_share import CpuTimeShare
 from ._errors import EnergyError, RaplPermissionError, RaplUnavailableError
 from ._meter import BaseMeter, Measurement, watts_from_energy
 
@@ -128,8 +129,13 @@ class RaplMeter(BaseMeter):
         poll_interval_s: float = 1.0,
         clock: Callable[[], float] = time.perf_counter,
         background: bool = True,
+        share: CpuTimeShare | None = None,
     ) -> None:
         super().__init__(idle_power_w=idle_power_w, clock=clock)
+        # share: bill this process's share of the package's energy (concurrent trials on one machine), not all of it
+        self.share = share
+        if share is not None:
+            self.attribution = "shared"
         if not zones:
             raise RaplUnavailableError("no RAPL zones to measure.", fix=_FIX_NO_RAPL)
         if not (poll_interval_s > 0 and math.isfinite(poll_interval_s)):
@@ -163,6 +169,8 @@ class RaplMeter(BaseMeter):
         self._counters = [_ZoneCounter(z, self.root) for z in self.zones]
         t0 = self._clock()
         self._polls = [(t0, 0.0)]
+        if self.share is not None:
+            self.share.begin()
         if self._background:
             self._thread = threading.Thread(target=self._run, name="wattsweep-rapl-poller", daemon=True)
             self._thread.start()
@@ -171,7 +179,9 @@ class RaplMeter(BaseMeter):
     def _measure(self) -> Measurement:
         if self._error is not None:
             raise self._error.copy()
-        return Measurement(energy_j=self._total_j())
+        total = self._total_j()
+        share = self.share.share() if self.share is not None else 1.0
+        return Measurement(energy_j=total * share, share=share)
 
     def _end(self) -> None:
         self._stop_event.set()
@@ -183,7 +193,9 @@ class RaplMeter(BaseMeter):
             return None
         with self._lock:
             points = [(t - self._t0, e) for t, e in self._polls]
-        return watts_from_energy(points)
+        t_s, watts = watts_from_energy(points)
+        share = self.share.share() if self.share is not None else 1.0
+        return t_s, [w * share for w in watts]
 
     def _provenance(self) -> dict[str, Any]:
         return {
@@ -191,6 +203,7 @@ class RaplMeter(BaseMeter):
             "root": str(self.root),
             "zones": [z.to_dict() for z in self.zones],
             "poll_interval_s": self.poll_interval_s,
+            **({"share": self.share.share(), "share_method": self.share.method} if self.share is not None else {}),
             "note": "package zones cover every process on the socket; core/uncore (inside package) "
             "and psys (overlapping) are excluded.",
         }

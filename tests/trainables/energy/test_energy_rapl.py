@@ -122,3 +122,63 @@ def test_no_zones_is_unavailable(fake_rapl: Any) -> None:
     with pytest.raises(RaplUnavailableError, match="no package or dram zone"):
         find_zones(fake_rapl.root)
     assert make_meter("cpu", rapl_root=fake_rapl.root).source == "estimated-cpu"  # auto: quietly estimated
+
+
+class _CpuClocks:
+    """Fake CPU-time clocks: each trial process's own, and the machine's busy total (s)."""
+
+    def __init__(self) -> None:
+        self.process = {"a": 0.0, "b": 0.0}
+        self.machine = 100.0
+
+    def run(self, who: str, seconds: float) -> None:
+        self.process[who] += seconds
+        self.machine += seconds
+
+
+def test_concurrent_trials_split_the_package_by_cpu_time_and_sum_to_it(fake_rapl: Any) -> None:
+    from trainables.energy._cpu_share import CpuTimeShare
+
+    fake_rapl.add("intel-rapl:0", "package-0", 0)
+    fake_rapl.add("intel-rapl:0:1", "dram", 0)
+    clocks = _CpuClocks()
+    meters = {
+        who: RaplMeter(
+            find_zones(fake_rapl.root),
+            root=fake_rapl.root,
+            background=False,
+            share=CpuTimeShare(process_s=lambda w=who: clocks.process[w], machine_s=lambda: clocks.machine),
+        )
+        for who in ("a", "b")
+    }
+    for m in meters.values():
+        m.start()
+    clocks.run("a", 3.0)  # trial a used three times the CPU of trial b over the same window
+    clocks.run("b", 1.0)
+    fake_rapl.set("intel-rapl:0", 400_000_000)  # the package spent 400 J, the DRAM 40 J
+    fake_rapl.set("intel-rapl:0:1", 40_000_000)
+    a, b = meters["a"].stop(), meters["b"].stop()
+    assert (a.attribution, a.share, b.share) == ("shared", pytest.approx(0.75), pytest.approx(0.25))
+    assert (a.energy_j, b.energy_j) == (pytest.approx(330.0), pytest.approx(110.0))
+    assert a.energy_j + b.energy_j == pytest.approx(440.0)  # each joule billed once
+    assert meters["a"].provenance()["share_method"] == "cpu-time"
+
+
+def test_machine_busy_cpu_time_reads_proc_stat(tmp_path: pathlib.Path) -> None:
+    from trainables.energy._cpu_share import machine_busy_cpu_s
+
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice (USER_HZ ticks), as Linux writes it
+    stat.write_text("cpu  1000 20 300 99999 50 7 3 10 0 0\ncpu0 500 10 150 50000 25 3 1 5 0 0\n")
+    assert machine_busy_cpu_s(stat) == pytest.approx((1000 + 20 + 300 + 7 + 3 + 10) / os.sysconf("SC_CLK_TCK"))
+
+
+def test_a_trials_rapl_meter_bills_its_share(fake_rapl: Any) -> None:
+    fake_rapl.add("intel-rapl:0", "package-0", 0)
+    meter = make_meter("cpu", rapl_root=fake_rapl.root, share_cpu=True)
+    assert meter.attribution == "shared"
+    meter.start()
+    sum(i * i for i in range(200_000))  # some CPU time of this process
+    fake_rapl.set("intel-rapl:0", 10_000_000)
+    r = meter.stop()
+    assert 0.0 <= r.share <= 1.0 and r.energy_j == pytest.approx(10.0 * r.share)

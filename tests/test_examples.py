@@ -44,50 +44,23 @@ def test_readme_shows_the_real_diff_from_ray_tune() -> None:
     assert f"```diff\n{readme_diff()}```" in readme, "README's diff is stale: paste tests.test_examples.readme_diff()"
 
 
+def _sweep(spec: str, tmp: Path, name: str, num_samples: int) -> list[dict[str, str]]:
+    """The README's command for a spec example, at smoke size (2 epochs); the trials it recorded."""
+    smoke = ["--num-samples", str(num_samples), "--max-epochs", "2", "--storage", str(tmp), "--name", name]
+    _run(["-m", "orchestrator", "sweep", spec, *smoke], tmp)
+    return _trials(tmp / name)
+
+
 @pytest.mark.slow
 def test_own_cnn_from_a_spec(tmp_path: Path) -> None:
-    spec = "examples/digits_cnn/spec.yaml"
-    _run(
-        [
-            "-m",
-            "orchestrator",
-            "sweep",
-            spec,
-            "--num-samples",
-            "3",
-            "--max-epochs",
-            "2",
-            "--storage",
-            str(tmp_path),
-            "--name",
-            "cnn",
-        ],
-        tmp_path,
-    )
-    trials = _trials(tmp_path / "cnn")
+    trials = _sweep("examples/digits_cnn/spec.yaml", tmp_path, "cnn", 3)
     assert len(trials) == 3 and any(t["state"] == "complete" for t in trials)
     assert {"channels", "kernel", "dropout", "lr", "flops"} <= set(trials[0])
 
 
 @pytest.mark.slow
 def test_torchvision_model_with_gradual_structured_pruning(tmp_path: Path) -> None:
-    spec = "examples/torchvision_prune/spec.yaml"
-    cmd = [
-        "-m",
-        "orchestrator",
-        "sweep",
-        spec,
-        "--num-samples",
-        "2",
-        "--max-epochs",
-        "2",
-        "--storage",
-        str(tmp_path),
-        "--name",
-        "tv",
-    ]
-    _run(cmd, tmp_path)
-    trials = _trials(tmp_path / "tv")
+    trials = _sweep("examples/torchvision_prune/spec.yaml", tmp_path, "tv", 2)
     pruned = [t for t in trials if t["state"] == "complete" and float(t["prune_ratio"]) > 0.1]
     assert pruned, trials  # the seeded sampler draws a pruning ratio above 0.1
     for t in pruned:

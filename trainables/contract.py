@@ -77,13 +77,16 @@ class TrialPlan:
     idle_power_w: Mapping[str, float] = field(default_factory=dict)  # idle baseline, W, by GPU UUID / cpu-*
     # the GPUs Ray gives each trial (resources.gpu); below 1 the trial shares a device and the meter splits its energy
     gpus_per_trial: float = 0.0
+    checkpoint: bool = True  # hand the user's state to the sink every epoch
 
     @property
     def gpu_fraction(self) -> float:
         """This trial's share of its GPU for the meter, in (0, 1]: 1 with whole GPUs (or none)."""
         return self.gpus_per_trial if 0 < self.gpus_per_trial < 1 else 1.0
 
-    checkpoint: bool = True  # hand the user's state to the sink every epoch
+    def seed_for(self, config: Mapping[str, Any]) -> int:
+        """The trial's seed: its ``seed`` key, else the sweep's."""
+        return int(config.get("seed", self.seed))
 
     def budget(self, config: Mapping[str, Any]) -> int:
         """The trial's epoch budget: its ``epochs`` key, capped by ``max_epochs``. Decided here only."""
@@ -126,7 +129,7 @@ class Context:
         self.config = dict(config)
         self.plan = plan
         self.device = device
-        self.seed = int(config.get("seed", plan.seed))
+        self.seed = plan.seed_for(config)
         self.epochs = plan.budget(config)
         self.data = data
         self._meter, self._sink = meter, sink
@@ -285,8 +288,7 @@ def run_contract(
 
     device = pick_device(config)
     splits = _splits(plan, data)
-    ctx_seed = int(config.get("seed", plan.seed))
-    _seed_everything(ctx_seed)
+    _seed_everything(plan.seed_for(config))
     with _open_meter(device, plan) as meter:
         ctx = Context(config, plan, meter, sink, device=device, resume=resume, data=splits)
         if ctx.start_epoch >= ctx.epochs:

@@ -21,7 +21,6 @@ __all__ = [
     "effective_flops",
     "effective_weight",
     "nonzero_counts",
-    "weight_density",
 ]
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -112,12 +111,6 @@ def nonzero_counts(model: nn.Module) -> NonzeroCounts:
     counts = count_nonzero(values)
     weights = {o: (n, v.numel()) for o, n, v in zip(owners, counts, values, strict=True) if o is not None}
     return NonzeroCounts(sum(counts), weights)
-
-
-def weight_density(module: nn.Module) -> float:
-    """Fraction of a layer's weight entries that are non-zero (its pruning mask applied), in [0, 1]."""
-    effective = effective_weight(module)
-    return count_nonzero([effective])[0] / max(effective.numel(), 1)
 
 
 def effective_flops(

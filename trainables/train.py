@@ -151,7 +151,7 @@ def train(config: dict[str, Any], ctx: Context) -> None:
         ctx.report(metrics, state={"model_state": model.state_dict(), "optimizer": opt.state_dict()})
 
 
-def builtin_plan(ds: DatasetConfig, options: RunOptions = RunOptions(), **changes: Any) -> TrialPlan:
+def _builtin_plan(ds: DatasetConfig, options: RunOptions) -> TrialPlan:
     """The plan of an in-process built-in trial (``run_trial``)."""
     return TrialPlan(
         trainable=BUILTIN,
@@ -162,7 +162,6 @@ def builtin_plan(ds: DatasetConfig, options: RunOptions = RunOptions(), **change
         watts_per_core=options.watts_per_core,
         idle_power_w=dict(options.idle_power_w),
         checkpoint=options.checkpoint,
-        **changes,
     )
 
 
@@ -186,5 +185,5 @@ def run_trial(
         if report is not None:
             report(metrics, state)
 
-    run_contract(train, cfg.to_dict(), builtin_plan(ds, options), sink, resume=resume, data=splits)
+    run_contract(train, cfg.to_dict(), _builtin_plan(ds, options), sink, resume=resume, data=splits)
     return last

@@ -26,6 +26,23 @@ EFFECTIVE_FLOPS: Final = "effective_flops"  # FLOPs one forward pass needs after
 SPARSITY: Final = "sparsity"  # fraction of prunable weights that are zero / removed, in [0, 1]
 BUDGET_EPOCHS: Final = "budget_epochs"  # epochs this trial was configured to run
 
+# Energy by component (issue 15). energy_j is the sum of the measured components (or, when nothing could be
+# measured, of the estimated ones); None where the trial's machine has no such reading (no GPU, no RAPL DRAM).
+ENERGY_GPU_J: Final = "energy_gpu_j"  # the trial's GPUs (its share of a shared GPU), cumulative joules
+ENERGY_CPU_J: Final = "energy_cpu_j"  # the CPU package(s): the trial's share of RAPL's, or the CPU-time estimate
+ENERGY_DRAM_J: Final = "energy_dram_j"  # DRAM (RAPL's dram zone), the trial's share
+ENERGY_GPU_SOURCE: Final = "energy_gpu_source"  # nvml-counter / nvml-power
+ENERGY_CPU_SOURCE: Final = "energy_cpu_source"  # rapl / estimated-cpu
+ENERGY_DRAM_SOURCE: Final = "energy_dram_source"  # rapl
+ENERGY_COMPONENTS: Final[tuple[tuple[str, str, str], ...]] = (
+    ("gpu", ENERGY_GPU_J, ENERGY_GPU_SOURCE),
+    ("cpu", ENERGY_CPU_J, ENERGY_CPU_SOURCE),
+    ("dram", ENERGY_DRAM_J, ENERGY_DRAM_SOURCE),
+)
+# exclusive, or shared:<rule> (a GPU or CPU package shared with other trials: sm-utilisation, time, cpu-time)
+ENERGY_ATTRIBUTION: Final = "energy_attribution"
+GPU_MODEL: Final = "gpu_model"  # NVML's name of the trial's GPU ("NVIDIA A10G"); absent on CPU trials
+
 EPOCH_METRICS: Final[tuple[str, ...]] = (
     EPOCH,
     ACCURACY,
@@ -42,6 +59,14 @@ EPOCH_METRICS: Final[tuple[str, ...]] = (
     EFFECTIVE_FLOPS,
     SPARSITY,
     BUDGET_EPOCHS,
+    ENERGY_GPU_J,
+    ENERGY_CPU_J,
+    ENERGY_DRAM_J,
+    ENERGY_GPU_SOURCE,
+    ENERGY_CPU_SOURCE,
+    ENERGY_DRAM_SOURCE,
+    ENERGY_ATTRIBUTION,
+    GPU_MODEL,
 )
 
 # Reported every epoch by the Ray adapter only (not by an in-process `trial`).

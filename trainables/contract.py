@@ -42,15 +42,37 @@ if TYPE_CHECKING:
     import torch
 
     from trainables.data import SplitArrays, Splits
-    from trainables.energy import BaseMeter
+    from trainables.energy import BaseMeter, EnergyReading
 
 __all__ = ["Context", "Sink", "TrialContractError", "TrialPlan", "run_contract"]
 
 # Metrics only wattsweep writes: a user report naming one of these is refused (it would falsify the measurement).
+_COMPONENT_J = {c: j for c, j, _ in M.ENERGY_COMPONENTS}
+_COMPONENT_SOURCE = {c: src for c, _, src in M.ENERGY_COMPONENTS}
+# cumulative over a trial's attempts (checkpointed)
+_COUNTERS = (M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.TIME_S, *_COMPONENT_J.values())
+# Metrics only wattsweep writes: a user report naming one of these is refused (it would falsify the measurement).
 MEASURED: frozenset[str] = frozenset(
-    {M.EPOCH, M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.ENERGY_SOURCE, M.ENERGY_ESTIMATED, M.TIME_S, M.BUDGET_EPOCHS}
+    {
+        M.EPOCH,
+        M.ENERGY_SOURCE,
+        M.ENERGY_ESTIMATED,
+        M.BUDGET_EPOCHS,
+        M.ENERGY_ATTRIBUTION,
+        M.GPU_MODEL,
+        *_COUNTERS,
+        *_COMPONENT_SOURCE.values(),
+    }
 )
-_COUNTERS = (M.ENERGY_J, M.DYNAMIC_ENERGY_J, M.TIME_S)  # cumulative over a trial's attempts (checkpointed)
+
+
+def _counters(reading: EnergyReading) -> dict[str, float]:
+    """The cumulative numbers of one reading, by metric name (a component the meter has not: absent)."""
+    out = {M.ENERGY_J: reading.energy_j, M.DYNAMIC_ENERGY_J: reading.dynamic_energy_j, M.TIME_S: reading.time_s}
+    out.update({_COMPONENT_J[c]: j for c, j in reading.components.items() if c in _COMPONENT_J})
+    return out
+
+
 _STATE_KEY, _USER_KEY = "wattsweep", "user"  # the checkpoint: wattsweep's counters beside the user's state
 
 
@@ -156,14 +178,13 @@ class Context:
         """Run wattsweep's own measuring work (counting FLOPs) outside the trial's bill: its energy and time are
         subtracted from what the trial reports. why: the first FLOP count in a process costs seconds of warm-up,
         which would otherwise land on whichever trial a worker runs first."""
-        before = self._meter.read()
+        before = _counters(self._meter.read())
         try:
             return fn(*args)
         finally:
-            after = self._meter.read()
-            self._unbilled[M.ENERGY_J] += after.energy_j - before.energy_j
-            self._unbilled[M.DYNAMIC_ENERGY_J] += after.dynamic_energy_j - before.dynamic_energy_j
-            self._unbilled[M.TIME_S] += after.time_s - before.time_s
+            after = _counters(self._meter.read())
+            for k, v in after.items():
+                self._unbilled[k] += v - before.get(k, 0.0)
 
     def report(self, metrics: Mapping[str, Any] | None = None, *, state: Mapping[str, Any] | None = None) -> None:
         """End one epoch: close its energy window, add the contract's metrics, check the objectives, hand
@@ -189,18 +210,18 @@ class Context:
         # why before the reading: what the watch costs is subtracted from this reading, so it must be inside it
         watched = self._unbilled_call(self._watch.epoch_metrics)
         reading = self._meter.read()
-        measured = {
-            M.ENERGY_J: reading.energy_j,
-            M.DYNAMIC_ENERGY_J: reading.dynamic_energy_j,
-            M.TIME_S: reading.time_s,
-        }
+        measured = _counters(reading)
         out: dict[str, Any] = {**watched, **user}
-        out.update({k: self._offset[k] + measured[k] - self._unbilled[k] for k in _COUNTERS})
+        # why None for a component the meter has not: every epoch record holds every contract name
+        out.update({k: self._offset[k] + measured[k] - self._unbilled[k] if k in measured else None for k in _COUNTERS})
+        out.update({src: reading.component_sources.get(c) for c, src in _COMPONENT_SOURCE.items()})
         out.update(
             {
                 M.EPOCH: self._epoch,
                 M.ENERGY_SOURCE: reading.source,
                 M.ENERGY_ESTIMATED: reading.estimated,
+                M.ENERGY_ATTRIBUTION: reading.attribution_label,
+                M.GPU_MODEL: self._meter.gpu_model,
                 M.BUDGET_EPOCHS: self.epochs,
             }
         )
@@ -212,7 +233,7 @@ class Context:
         self._sink(out, self._checkpoint(out, state) if self.plan.checkpoint else None)
 
     def _checkpoint(self, out: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict[str, Any]:
-        counters = {k: out[k] for k in (M.EPOCH, *_COUNTERS)}
+        counters = {k: out[k] for k in (M.EPOCH, *_COUNTERS) if out[k] is not None}
         return {_STATE_KEY: counters, _USER_KEY: dict(state) if state is not None else None}
 
 
@@ -259,8 +280,11 @@ def _open_meter(device: torch.device, plan: TrialPlan) -> Iterator[BaseMeter]:
     from trainables.watch import idle_power_for
 
     # why share_cpu: trials run side by side on a machine; with RAPL each bills its share of the package, once
-    meter = make_meter(device.type, watts_per_core=plan.watts_per_core, gpu_fraction=plan.gpu_fraction, share_cpu=True)
-    meter.idle_power_w = idle_power_for(meter, dict(plan.idle_power_w))
+    # why the plan's GPUs too: a trial that holds a GPU is billed for it, wherever its own code computes
+    kind = "cuda" if device.type == "cuda" or plan.gpus_per_trial > 0 else "cpu"
+    meter = make_meter(kind, watts_per_core=plan.watts_per_core, gpu_fraction=plan.gpu_fraction, share_cpu=True)
+    for part in getattr(meter, "parts", [meter]):  # why per part: a GPU and its host each have their own idle power
+        part.idle_power_w = idle_power_for(part, dict(plan.idle_power_w))
     meter.start()
     try:
         yield meter

@@ -9,6 +9,10 @@ Backends (one module each, behind ``BaseMeter``):
 - ``rapl`` (``_rapl``): CPU package + DRAM energy from Linux powercap sysfs.
 - ``estimated-cpu`` (``_estimate``): process CPU time x watts per core, when nothing
   can be measured; ``estimated=True``.
+- ``CompositeMeter`` (``_composite``): a GPU trial's GPUs and its host CPU in one window; ``energy_j``
+  is the sum of the measured parts, every component (gpu, cpu, dram) kept with its source.
+- A shared GPU is split between its trials through a per-node ledger (``_ledger``), each joule once;
+  a shared CPU package by CPU time (``_cpu_share``).
 
 Usage (the trainable)::
 
@@ -26,6 +30,7 @@ every worker); NVML is initialised on first use, once per process.
 from __future__ import annotations
 
 from ._carbon import DEFAULT_GRID_G_PER_KWH, DEFAULT_PUE, co2e_g
+from ._composite import CompositeMeter
 from ._doctor import BackendCheck, check_backends, doctor_lines
 from ._errors import (
     BackendUnavailableError,
@@ -56,6 +61,7 @@ __all__ = [
     "BackendCheck",
     "BackendUnavailableError",
     "BaseMeter",
+    "CompositeMeter",
     "CpuTimeEstimateMeter",
     "EnergyError",
     "EnergyReading",

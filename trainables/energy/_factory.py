@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ._composite import CompositeMeter
 from ._cpu_share import CpuTimeShare
 from ._errors import EnergyError, NvmlNotSupportedError, NvmlUnavailableError, RaplPermissionError, warn_once
 from ._estimate import CpuTimeEstimateMeter
@@ -58,8 +59,9 @@ def make_meter(
     Args:
         device: ``"cpu"``, ``"cuda"`` (all CUDA-visible GPUs) or ``"cuda:N"``.
         watts_per_core: W per busy core for the estimate (default ``DEFAULT_WATTS_PER_CORE``).
-        backend: ``"auto"`` = NVML for a cuda device when it works, else RAPL when readable,
-            else the CPU-time estimate (reasons kept in ``meter.fallback_reasons``);
+        backend: ``"auto"`` = NVML for a cuda device when it works, with the host CPU beside it (RAPL when
+            readable, else the CPU-time estimate) in a ``CompositeMeter``; for a CPU device (or when NVML does
+            not work) RAPL when readable, else the CPU-time estimate (reasons kept in ``meter.fallback_reasons``);
             ``"nvml"`` / ``"rapl"`` / ``"estimate"`` force one, and an unavailable one
             raises a BackendUnavailableError whose message names the fix.
         idle_power_w: idle baseline, W; then ``dynamic_energy_j = energy_j - idle_power_w * time_s``.
@@ -100,23 +102,24 @@ def make_meter(
     if backend != "auto":
         return {"nvml": nvml, "rapl": rapl, "estimate": estimate}[backend]()
     reasons: list[str] = []
-    meter: BaseMeter | None = None
+    gpu: BaseMeter | None = None
     if kind == "cuda":
         try:
-            meter = nvml()
+            gpu = nvml()
         except EnergyError as exc:
             reasons.append(f"nvml: {exc}")
             warn_once(f"nvml:{type(exc).__name__}", f"GPU energy not measured, falling back to the CPU: {exc}")
-    if meter is None:
-        try:
-            meter = rapl()
-        except RaplPermissionError as exc:
-            reasons.append(f"rapl: {exc}")
-            warn_once("rapl:permission", f"RAPL is root-only here, so CPU energy is estimated; fix: {exc.fix}")
-        except EnergyError as exc:
-            reasons.append(f"rapl: {exc}")
-    if meter is None:
-        meter = estimate()
+    host: BaseMeter | None = None
+    try:
+        host = rapl()
+    except RaplPermissionError as exc:
+        reasons.append(f"rapl: {exc}")
+        warn_once("rapl:permission", f"RAPL is root-only here, so CPU energy is estimated; fix: {exc.fix}")
+    except EnergyError as exc:
+        reasons.append(f"rapl: {exc}")
+    if host is None:
+        host = estimate()
+    meter: BaseMeter = host if gpu is None else CompositeMeter([gpu, host])
     meter.fallback_reasons = reasons
     return meter
 

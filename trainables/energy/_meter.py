@@ -6,8 +6,8 @@ import abc
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -33,6 +33,9 @@ class EnergyReading:
         crosscheck_energy_j: NVML only: the integrated power over the same window (same share),
             None when not recorded. The counter is the figure; this checks it.
         share: fraction of the device's energy attributed to this trial (1.0 unless shared).
+        components: joules by component (``gpu``, ``cpu``, ``dram``), this trial's part of each.
+        component_sources: the source of each component (``nvml-counter``, ``rapl``, ``estimated-cpu``...).
+        share_rule: how a shared device was split (``sm-utilisation``, ``time``, ``cpu-time``); None if exclusive.
     """
 
     energy_j: float
@@ -43,6 +46,16 @@ class EnergyReading:
     attribution: str = "process"
     crosscheck_energy_j: float | None = None
     share: float = 1.0
+    components: Mapping[str, float] = field(default_factory=dict)
+    component_sources: Mapping[str, str] = field(default_factory=dict)
+    share_rule: str | None = None
+
+    @property
+    def attribution_label(self) -> str:
+        """``exclusive``, or ``shared:<rule>``: what the run directory records per epoch."""
+        if self.attribution != "shared":
+            return "exclusive"
+        return f"shared:{self.share_rule or 'unknown'}"
 
     @property
     def crosscheck_ratio(self) -> float | None:
@@ -53,7 +66,9 @@ class EnergyReading:
 
     def to_dict(self) -> dict[str, Any]:
         """All fields plus ``crosscheck_ratio``, JSON-serialisable."""
-        return {**asdict(self), "crosscheck_ratio": self.crosscheck_ratio}
+        d = asdict(self)
+        d["components"], d["component_sources"] = dict(self.components), dict(self.component_sources)
+        return {**d, "crosscheck_ratio": self.crosscheck_ratio}
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,9 @@ class Measurement:
     crosscheck_energy_j: float | None = None
     share: float = 1.0
     at: float | None = None  # clock time the energy refers to; None = "now"
+    components: Mapping[str, float] | None = None  # joules by component; None = all of it is the meter's component
+    dynamic_energy_j: float | None = None  # set by a meter that subtracts idle itself (the composite)
+    share_rule: str | None = None
 
 
 def downsample(t_s: Sequence[float], values: Sequence[float], max_points: int) -> tuple[list[float], list[float]]:
@@ -103,6 +121,8 @@ class BaseMeter(abc.ABC):
     source: str = ""
     estimated: bool = False
     attribution: str = "process"
+    component: str = "cpu"  # what it measures: gpu, or cpu (RAPL splits cpu and dram itself)
+    gpu_model: str | None = None  # NVML's name of the GPU(s) measured, joined by "+" when they differ
 
     def __init__(self, *, idle_power_w: float | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
         if idle_power_w is not None and not (idle_power_w >= 0 and math.isfinite(idle_power_w)):
@@ -131,6 +151,9 @@ class BaseMeter(abc.ABC):
     def _provenance(self) -> dict[str, Any]:
         """Backend-specific provenance, JSON-serialisable."""
 
+    def _component_sources(self, components: Mapping[str, float]) -> dict[str, str]:
+        return dict.fromkeys(components, self.source)
+
     def _power_trace(self) -> tuple[list[float], list[float]] | None:
         """Sampled ``(t_s since start, watts)`` if the backend samples power; None to derive from reads."""
         return None
@@ -155,15 +178,20 @@ class BaseMeter(abc.ABC):
         time_s = (self._clock() if m.at is None else m.at) - self._t0
         # why times the share: a shared device's idle power is shared too (its trials must not each subtract all of it)
         idle_j = 0.0 if self.idle_power_w is None else self.idle_power_w * time_s * m.share
+        dynamic = max(0.0, m.energy_j - idle_j) if m.dynamic_energy_j is None else m.dynamic_energy_j
+        components = dict(m.components) if m.components is not None else {self.component: m.energy_j}
         reading = EnergyReading(
             energy_j=m.energy_j,
-            dynamic_energy_j=max(0.0, m.energy_j - idle_j),
+            dynamic_energy_j=dynamic,
             time_s=time_s,
             source=self.source,
             estimated=self.estimated,
             attribution=self.attribution,
             crosscheck_energy_j=m.crosscheck_energy_j,
             share=m.share,
+            components=components,
+            component_sources=self._component_sources(components),
+            share_rule=m.share_rule,
         )
         self._points.append((time_s, m.energy_j))
         return reading

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._errors import EnergyError, MigNotMeasurableError, NvmlError, NvmlNotSupportedError, NvmlUnavailableError
+from ._ledger import DeviceLedger
 from ._meter import BaseMeter, Measurement
 from ._nvml import NvmlDevice, cuda_synchronize, driver_versions
 from ._sampler import PowerSampler
-from ._share import UtilisationShare
 
 # why: the counter's period is a property of the driver and GPU, not of the trial;
 # measure it once per device per process (it costs up to ~0.5 s of polling).
@@ -66,6 +66,13 @@ def _supported(query: Callable[[], object]) -> bool:
     return True
 
 
+def _name_or_unknown(device: NvmlDevice) -> str:
+    try:
+        return str(device.name())
+    except NvmlError:
+        return "unknown GPU"
+
+
 class NvmlMeter(BaseMeter):
     """Energy of the trial's GPUs from NVML (sum over devices).
 
@@ -74,8 +81,11 @@ class NvmlMeter(BaseMeter):
     counter is unsupported, a daemon thread samples power every
     ``sample_interval_s`` and integrates it (trapezoid); where both work the
     integral is kept as ``crosscheck_energy_j``. With ``gpu_fraction < 1`` each
-    device's energy is split by this process's share of its SM utilisation.
+    device's energy is split between the trials on it through its ledger (``_ledger``: by SM
+    utilisation where NVML reports it per process, else by time), each joule billed once.
     """
+
+    component = "gpu"
 
     estimated = False
 
@@ -112,10 +122,11 @@ class NvmlMeter(BaseMeter):
                 fix="use a GPU with power monitoring (nvidia-smi -q -d POWER), or backend='estimate'.",
             )
         self.source = "nvml-counter" if self.counter_ok else "nvml-power"
+        self.gpu_model = "+".join(dict.fromkeys(_name_or_unknown(d) for d in self.devices))
         self.attribution = "shared" if gpu_fraction < 1 else "exclusive"
         self._sync = sync
         self._background = background
-        self._shares: list[UtilisationShare] = []
+        self._ledgers: list[DeviceLedger] = []
         self._counter0: list[int] = []
         self._temps: dict[str, list[int | None]] = {}
         self._last: Measurement | None = None
@@ -129,8 +140,8 @@ class NvmlMeter(BaseMeter):
             def on_tick() -> None:
                 self._tick += 1
                 if self._tick % ticks == 0:
-                    for s in self._shares:
-                        s.poll()
+                    for ledger in self._ledgers:
+                        ledger.settle()
 
             self._sampler = PowerSampler(
                 self._watts if self._sampling else list,
@@ -155,11 +166,9 @@ class NvmlMeter(BaseMeter):
         self._sync()
         self._temps["start"] = self._temperatures()
         if self.attribution == "shared":
-            now_us = int(time.time() * 1e6)  # why: NVML stamps utilisation samples in µs since the epoch
-            self._shares = [
-                UtilisationShare(d, gpu_fraction=self.gpu_fraction, pid=os.getpid(), since_us=now_us)
-                for d in self.devices
-            ]
+            self._ledgers = [DeviceLedger(d, pid=os.getpid()) for d in self.devices]
+            for ledger in self._ledgers:
+                ledger.join()
         at = None
         if self.counter_ok:
             self._counter0 = [d.energy_mj() for d in self.devices]
@@ -184,22 +193,30 @@ class NvmlMeter(BaseMeter):
                 at = t_sample if at is None else at
             elif not self.counter_ok:
                 raise self._sampler.error.copy()
-        for s in self._shares:
-            s.poll()
-        shares = [s.share()[0] for s in self._shares] or [1.0] * len(self.devices)
-        device_j = counter_j if self.counter_ok else integral_j
-        energy_j = math.fsum(e * f for e, f in zip(device_j, shares, strict=True))
-        cross = None
-        if self.counter_ok and integral_j:
-            cross = math.fsum(e * f for e, f in zip(integral_j, shares, strict=True))
-        total = math.fsum(device_j)
-        share = energy_j / total if total > 0 else math.fsum(shares) / len(shares)
-        self._last = Measurement(energy_j=energy_j, crosscheck_energy_j=cross, share=share, at=at)
+        if self._ledgers:  # why: the ledgers split each device's energy between its trials, each joule once
+            own = [ledger.settle() for ledger in self._ledgers]
+            energy_j = math.fsum(own)
+            total = math.fsum(ledger.device_j for ledger in self._ledgers)
+            share = energy_j / total if total > 0 else 1.0
+        else:
+            energy_j = math.fsum(counter_j if self.counter_ok else integral_j)
+            share = 1.0
+        cross = math.fsum(integral_j) * share if self.counter_ok and integral_j else None
+        self._last = Measurement(
+            energy_j=energy_j,
+            crosscheck_energy_j=cross,
+            share=share,
+            at=at,
+            components={"gpu": energy_j},
+            share_rule="+".join(dict.fromkeys(r for ledger in self._ledgers for r in ledger.rule.split("+"))) or None,
+        )
         return self._last
 
     def _end(self) -> None:
         if self._sampler is not None:
             self._sampler.stop()
+        for ledger in self._ledgers:
+            ledger.leave()
         self._temps["stop"] = self._temperatures()
 
     def _power_trace(self) -> tuple[list[float], list[float]] | None:
@@ -221,9 +238,8 @@ class NvmlMeter(BaseMeter):
         info["temperature_stop_c"] = self._temps.get("stop", [None] * len(self.devices))[i]
         info["counter_supported"] = self.counter_ok
         info["counter_update_period_s"] = _cached_period_s(d) if self.counter_ok else None
-        if self._shares:
-            info["share"], info["share_method"] = self._shares[i].share()
-            info["share_error"] = self._shares[i].error
+        if self._ledgers:
+            info["share"], info["share_method"] = self._ledgers[i].share, self._ledgers[i].rule
         return info
 
     def _provenance(self) -> dict[str, Any]:

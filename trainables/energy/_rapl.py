@@ -141,6 +141,7 @@ class RaplMeter(BaseMeter):
         if not (poll_interval_s > 0 and math.isfinite(poll_interval_s)):
             raise ValueError(f"poll_interval_s must be > 0 seconds, but got {poll_interval_s=}.")
         self.zones = list(zones)
+        self._has_dram = any(z.name == "dram" for z in self.zones)
         self.root = Path(root)
         self.poll_interval_s = poll_interval_s
         self._background = background
@@ -181,7 +182,11 @@ class RaplMeter(BaseMeter):
             raise self._error.copy()
         total = self._total_j()
         share = self.share.share() if self.share is not None else 1.0
-        return Measurement(energy_j=total * share, share=share)
+        with self._lock:
+            dram = math.fsum(c.total_uj for c in self._counters if c.zone.name == "dram") / 1e6
+        components = {"cpu": (total - dram) * share, **({"dram": dram * share} if dram or self._has_dram else {})}
+        rule = self.share.method if self.share is not None else None
+        return Measurement(energy_j=total * share, share=share, components=components, share_rule=rule)
 
     def _end(self) -> None:
         self._stop_event.set()

@@ -148,8 +148,10 @@ class FakeNvml:
 
 
 @pytest.fixture(autouse=True)
-def fresh_energy_state() -> Iterator[None]:
-    """NVML init state, warn-once flags and the counter-period cache are per process: reset them per test."""
+def fresh_energy_state(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """NVML init state, warn-once flags and the counter-period cache are per process: reset them per test.
+    Each test gets its own shared-GPU ledger directory (the real one is per node, under the temp dir)."""
+    monkeypatch.setenv("WATTSWEEP_LEDGER_DIR", str(tmp_path_factory.mktemp("ledger")))
     _nvml._reset()
     _errors._reset_warnings()
     _nvml_meter._period_cache.clear()

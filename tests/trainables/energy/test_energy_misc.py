@@ -43,9 +43,53 @@ def test_make_meter_validates_where_inputs_enter(kwargs: dict[str, Any], match: 
 def test_auto_prefers_nvml_then_rapl_then_estimate(fake_nvml: Any, make_gpu: Any, fake_rapl: Any) -> None:
     fake_rapl.add("intel-rapl:0", "package-0", 0)
     fake_nvml(make_gpu(UUID_A))
-    assert make_meter("cuda", rapl_root=fake_rapl.root, crosscheck=False).source == "nvml-counter"
+    # a GPU trial measures its GPU and, beside it, its host CPU
+    assert make_meter("cuda", rapl_root=fake_rapl.root, crosscheck=False).source == "nvml-counter+rapl"
     assert make_meter("cpu", rapl_root=fake_rapl.root).source == "rapl"  # a cpu trial never asks NVML
     assert make_meter("cpu", backend="estimate", rapl_root=fake_rapl.root).source == "estimated-cpu"
+
+
+def test_a_gpu_trials_energy_is_its_gpu_cpu_and_dram_each_recorded(
+    fake_nvml: Any, make_gpu: Any, fake_rapl: Any
+) -> None:
+    from trainables.energy import CompositeMeter
+
+    gpu = make_gpu(UUID_A, energy_mj=0)
+    fake_nvml(gpu)
+    fake_rapl.add("intel-rapl:0", "package-0", 0)
+    fake_rapl.add("intel-rapl:0:0", "dram", 0)
+    meter = make_meter("cuda", rapl_root=fake_rapl.root, crosscheck=False)
+    assert isinstance(meter, CompositeMeter)
+    gpu_part, host_part = meter.parts
+    gpu_part.idle_power_w, host_part.idle_power_w = 0.0, 0.0
+    meter.start()
+    gpu.energy_mj = 300_000  # 300 J
+    fake_rapl.set("intel-rapl:0", 120_000_000)  # package 120 J
+    fake_rapl.set("intel-rapl:0:0", 30_000_000)  # dram 30 J
+    r = meter.stop()
+    assert r.components == {"gpu": pytest.approx(300.0), "cpu": pytest.approx(120.0), "dram": pytest.approx(30.0)}
+    assert r.component_sources == {"gpu": "nvml-counter", "cpu": "rapl", "dram": "rapl"}
+    assert r.energy_j == pytest.approx(450.0) and r.dynamic_energy_j == pytest.approx(450.0)
+    assert (r.source, r.estimated, r.attribution_label) == ("nvml-counter+rapl", False, "exclusive")
+    prov = meter.provenance()
+    assert prov["backend"] == "composite" and [p["backend"] for p in prov["parts"]] == ["nvml", "rapl"]
+
+
+def test_an_estimated_host_is_recorded_beside_a_measured_gpu_not_added(fake_nvml: Any, make_gpu: Any) -> None:
+    from trainables.energy import CompositeMeter, CpuTimeEstimateMeter, NvmlMeter
+    from trainables.energy._nvml import visible_devices
+
+    gpu = make_gpu(UUID_A, energy_mj=0)
+    fake_nvml(gpu)
+    cpu_s = [0.0]
+    host = CpuTimeEstimateMeter(watts_per_core=10.0, cpu_clock=lambda: cpu_s[0])
+    meter = CompositeMeter([NvmlMeter(visible_devices(), crosscheck=False), host])
+    meter.start()
+    gpu.energy_mj, cpu_s[0] = 500_000, 3.0
+    r = meter.stop()
+    assert r.components == {"gpu": pytest.approx(500.0), "cpu": pytest.approx(30.0)}
+    assert (r.energy_j, r.source, r.estimated) == (pytest.approx(500.0), "nvml-counter", False)
+    assert r.component_sources["cpu"] == "estimated-cpu"
 
 
 def test_nvml_without_counter_or_power_falls_back(fake_nvml: Any, make_gpu: Any, fake_rapl: Any) -> None:

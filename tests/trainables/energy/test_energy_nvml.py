@@ -88,7 +88,7 @@ def test_unsupported_counter_falls_back_to_trapezoid_power(fake_nvml: Any, make_
 
 def test_power_sampler_thread_samples_at_least_10_hz(fake_nvml: Any, make_gpu: Any, tmp_path: Path) -> None:
     fake_nvml(make_gpu(UUIDS[0], counter_supported=False, power_mw=120_000))
-    meter = make_meter("cuda", rapl_root=tmp_path)  # default 0.1 s
+    meter = make_meter("cuda", backend="nvml", rapl_root=tmp_path)  # default 0.1 s
     meter.start()
     time.sleep(0.35)
     r = meter.stop()
@@ -261,17 +261,40 @@ def test_shared_gpu_split_by_sm_utilisation(fake_nvml: Any, make_gpu: Any) -> No
     assert (dev["share"], dev["share_method"]) == (pytest.approx(0.25), "sm-utilisation")
 
 
-def test_shared_gpu_without_own_samples_uses_gpu_fraction(fake_nvml: Any, make_gpu: Any) -> None:
+def test_a_lone_trial_on_a_shared_gpu_is_billed_the_device_by_time(fake_nvml: Any, make_gpu: Any) -> None:
     t_us = int(time.time() * 1e6) + 60_000_000
     gpu = make_gpu(UUIDS[0], energy_mj=0)
-    gpu.util = [(os.getpid() + 1, t_us, 90)]  # e.g. a container: NVML sees host PIDs only
+    gpu.util = [(os.getpid() + 1, t_us, 90)]  # e.g. a container: NVML sees host PIDs only, none of ours
     fake_nvml(gpu)
     meter = make_meter("cuda", backend="nvml", gpu_fraction=0.5, crosscheck=False)
     meter.start()
     gpu.energy_mj = 8_000_000
     r = meter.stop()
-    assert (r.energy_j, r.share) == (pytest.approx(4000.0), 0.5)
-    assert meter.provenance()["devices"][0]["share_method"] == "gpu-fraction"
+    # no other trial was on the device: every joule it used is this trial's (a half share is a reservation)
+    assert (r.energy_j, r.share, r.attribution_label) == (pytest.approx(8000.0), 1.0, "shared:time")
+    assert meter.provenance()["devices"][0]["share_method"] == "time"
+
+
+def test_trials_sharing_a_gpu_add_up_to_the_devices_energy(fake_nvml: Any, make_gpu: Any) -> None:
+    # A starts alone, B joins, A leaves, B finishes: each interval split between the trials present at the time
+    gpu = make_gpu(UUIDS[0], energy_mj=0)
+    fake = fake_nvml(gpu)
+    fake.mocks["nvmlDeviceGetProcessUtilization"].side_effect = pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+    a = make_meter("cuda", backend="nvml", gpu_fraction=0.5, crosscheck=False)
+    b = make_meter("cuda", backend="nvml", gpu_fraction=0.5, crosscheck=False)
+    a.start()
+    gpu.energy_mj = 1_000_000  # A alone: 1000 J
+    b.start()
+    gpu.energy_mj = 3_000_000  # both: 2000 J
+    assert a.read().energy_j == pytest.approx(2000.0)
+    gpu.energy_mj = 3_600_000  # both: 600 J
+    ra = a.stop()
+    gpu.energy_mj = 4_000_000  # B alone: 400 J
+    rb = b.stop()
+    assert (ra.energy_j, rb.energy_j) == (pytest.approx(2300.0), pytest.approx(1700.0))
+    assert ra.energy_j + rb.energy_j == pytest.approx(4000.0)  # the device's energy while any of them was on it
+    assert ra.share == pytest.approx(2300.0 / 3600.0) and rb.share == pytest.approx(1700.0 / 3000.0)
+    assert ra.attribution_label == rb.attribution_label == "shared:time"
 
 
 def test_counter_update_period_is_measured(fake_nvml: Any, make_gpu: Any, clock: Any) -> None:
@@ -309,23 +332,9 @@ def test_importing_the_package_touches_neither_pynvml_nor_torch() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_shared_gpu_without_process_utilisation_keeps_the_energy(fake_nvml: Any, make_gpu: Any) -> None:
-    gpu = make_gpu(UUIDS[0], energy_mj=0)
-    fake = fake_nvml(gpu)
-    fake.mocks["nvmlDeviceGetProcessUtilization"].side_effect = pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
-    meter = make_meter("cuda", backend="nvml", gpu_fraction=0.25, crosscheck=False)
-    meter.start()
-    gpu.energy_mj = 8_000_000
-    assert meter.stop().energy_j == pytest.approx(2000.0)
-    dev = meter.provenance()["devices"][0]
-    assert dev["share_method"] == "gpu-fraction" and "Not Supported" in dev["share_error"]
-
-
-@pytest.mark.parametrize(
-    ("gpus_per_trial", "attribution", "energy_j"), [(0.5, "shared", 4000.0), (1.0, "exclusive", 8000.0)]
-)
+@pytest.mark.parametrize(("gpus_per_trial", "attribution"), [(0.5, "shared"), (1.0, "exclusive")])
 def test_a_sweeps_gpu_share_reaches_each_trials_meter(
-    fake_nvml: Any, make_gpu: Any, gpus_per_trial: float, attribution: str, energy_j: float
+    fake_nvml: Any, make_gpu: Any, tmp_path: Path, gpus_per_trial: float, attribution: str
 ) -> None:
     # the path a sweep takes: trial_resources' share -> the trial plan -> the meter the contract opens
     import torch
@@ -338,13 +347,20 @@ def test_a_sweeps_gpu_share_reaches_each_trials_meter(
     plan = trial_plan(spec, resources={"cpu": 1.0, "gpu": gpus_per_trial})
     assert plan.gpu_fraction == gpus_per_trial
     gpu = make_gpu(UUIDS[0], energy_mj=0)
-    gpu.util = [(os.getpid() + 1, int(time.time() * 1e6) + 60_000_000, 90)]  # NVML sees no sample of ours
     fake_nvml(gpu)
-    with _open_meter(torch.device("cuda"), plan) as meter:
-        assert meter.attribution == attribution
-        gpu.energy_mj = 8_000_000  # the device spent 8000 J
-    reading = meter.read()
-    assert reading.energy_j == pytest.approx(energy_j)  # a half share bills half the device (split by gpu fraction)
+    # why a CPU device: the trial holds a GPU (its plan says so), so the GPU is billed wherever its code runs
+    with _open_meter(torch.device("cpu"), plan) as meter, _open_meter(torch.device("cpu"), plan) as other:
+        assert meter.attribution == attribution and meter.gpu_model == "NVIDIA H100 80GB HBM3"
+        gpu.energy_mj = 8_000_000  # the device spent 8000 J while both trials were on it
+    reading, other_reading = meter.read(), other.read()
+    gpu_j = reading.components["gpu"]
+    if attribution == "shared":  # two trials on one device: each billed half, once
+        assert gpu_j == pytest.approx(4000.0) and gpu_j + other_reading.components["gpu"] == pytest.approx(8000.0)
+    else:  # a whole GPU each (here the same fake one twice): each bills its device
+        assert gpu_j == pytest.approx(8000.0)
+    # the host beside the GPU: estimated here (no RAPL), so recorded as its component but not added to energy_j
+    assert reading.component_sources == {"gpu": "nvml-counter", "cpu": "estimated-cpu"}
+    assert reading.energy_j == pytest.approx(gpu_j) and reading.estimated is False
 
 
 def test_trials_that_raise_stop_their_meters_threads(fake_nvml: Any, make_gpu: Any) -> None:

@@ -134,6 +134,7 @@ class BaseMeter(abc.ABC):
         self._t0: float | None = None
         self._final: EnergyReading | None = None
         self._points: list[tuple[float, float]] = []  # (t_s, energy_j) at start, each read, stop
+        self._window_unix: list[float] = []  # wall-clock start, last read: lines a trial up with other trials, logs
 
     # --- the backend's part -------------------------------------------------
     @abc.abstractmethod
@@ -164,6 +165,7 @@ class BaseMeter(abc.ABC):
         if self._t0 is not None:
             raise RuntimeError("meter already started; make a new meter for a new window.")
         # why: the time window must start where the energy window starts, not after a thread spawn
+        self._window_unix = [time.time()]
         at = self._begin()
         self._t0 = self._clock() if at is None else at
         self._points.append((0.0, 0.0))
@@ -194,6 +196,7 @@ class BaseMeter(abc.ABC):
             share_rule=m.share_rule,
         )
         self._points.append((time_s, m.energy_j))
+        self._window_unix[1:] = [time.time()]
         return reading
 
     def stop(self) -> EnergyReading:
@@ -224,6 +227,8 @@ class BaseMeter(abc.ABC):
             "attribution": self.attribution,
             "idle_power_w": self.idle_power_w,
             "fallback_reasons": list(self.fallback_reasons),
+            "window_start_unix": self._window_unix[0] if self._window_unix else None,
+            "window_end_unix": self._window_unix[1] if len(self._window_unix) > 1 else None,  # the last read's
             **self._provenance(),
         }
 

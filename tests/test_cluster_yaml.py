@@ -57,3 +57,14 @@ def test_token_auth_and_dashboard_on_loopback(config: dict[str, Any]) -> None:
 def test_gpu_workers_scale_from_zero(config: dict[str, Any]) -> None:
     gpu_types = {k: v for k, v in config["available_node_types"].items() if k.startswith("gpu_worker")}
     assert gpu_types and all(v["min_workers"] == 0 for v in gpu_types.values())
+
+
+def test_one_gpu_model_per_sweep_by_default_each_type_declaring_its_gpu(config: dict[str, Any]) -> None:
+    # the driver sizes trials from these declarations before any GPU worker is up
+    gpu_types = {k: v for k, v in config["available_node_types"].items() if k.startswith("gpu_worker")}
+    models = set()
+    for name, t in gpu_types.items():
+        res = t["resources"]
+        assert res.get("GPU", 0) >= 1 and res.get("CPU", 0) >= 1, name
+        models |= {k.split(":", 1)[1] for k in res if k.startswith("accelerator_type:")}
+    assert models == {"A10G"}

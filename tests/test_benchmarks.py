@@ -70,3 +70,11 @@ def test_contract_overhead_quick_prints_its_table_and_headline() -> None:
     headline = [line for line in lines if line.startswith("context overhead per ")]
     assert len(headline) == 1 and "wattsweep+ckpt vs bare+ckpt" in headline[0], r.stdout[-2000:]
     assert any(line.startswith("  timed inside ctx.report, beyond the sink: ") for line in lines), r.stdout[-2000:]
+
+
+def test_gpu_share_check_says_why_it_cannot_run_without_a_gpu() -> None:
+    # why this much: the check itself needs an NVIDIA GPU; here it must say so and exit 0, not crash
+    r = subprocess.run(
+        [sys.executable, "benchmarks/gpu_share_check.py"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0 and "no NVIDIA GPU to check" in r.stdout, r.stdout + r.stderr

@@ -65,17 +65,25 @@ def init_ray(address: str | None) -> None:
 
 
 def trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int]:
-    """Resources per trial and how many trials can run at once on this cluster."""
+    """Resources per trial (``cpu``, ``gpu`` and, with ``resources.accelerator_type``, Ray's
+    ``accelerator_type:<model>``: the dict ``tune.with_resources`` takes) and how many trials can run at once.
+
+    Sized from the nodes up now and from the node types the cluster's autoscaler may start, whichever holds more
+    (``orchestrator.cluster_shape``): a CPU-less head with GPU workers from zero gets one GPU per trial and as many
+    trials at once as the GPU workers can hold. SpecError (exit 2) where no node, up or startable, can run a trial
+    as the spec asks: an accelerator model it has not, a GPU where it has none, more CPUs or GPUs than a node has.
+    """
     import ray
 
-    total = ray.cluster_resources()
-    gpus = float(total.get("GPU", 0.0))
-    gpu = (1.0 if gpus >= 1 else 0.0) if spec.resources.gpu == "auto" else float(spec.resources.gpu)
-    res = {"cpu": spec.resources.cpu, "gpu": gpu}
-    slots = int(total.get("CPU", 1) // spec.resources.cpu)
-    if gpu > 0:
-        slots = min(slots, int(gpus // gpu))
-    return res, max(1, slots)
+    from orchestrator.cluster_shape import TrialRequest, discover_node_types, size_trials
+
+    nodes_up = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    node_types = discover_node_types(ray.get_runtime_context().gcs_address)
+    r = spec.resources
+    sizing = size_trials(
+        nodes_up, node_types, TrialRequest(r.cpu, r.gpu, r.accelerator_type), n_trials=spec.num_samples
+    )
+    return sizing.resources(), sizing.slots
 
 
 def check_address(address: str | None, *, timeout_s: float = 10.0) -> None:

@@ -139,7 +139,7 @@ def _parse_sampler(raw: Any) -> SamplerSpec:
 
 
 def _parse_resources(raw: Any) -> Resources:
-    d = _mapping("resources", raw, ("cpu", "gpu"))
+    d = _mapping("resources", raw, ("cpu", "gpu", "accelerator_type"))
     cpu = _num("resources.cpu", d.get("cpu", 1), positive=True)
     gpu = d.get("gpu", "auto")
     if gpu != "auto":
@@ -148,7 +148,14 @@ def _parse_resources(raw: Any) -> Resources:
             # why: Ray schedules a fraction of one GPU, or whole GPUs; 1.5 GPUs is neither, and Ray refuses it
             # only once the first trial is submitted
             raise SpecError("resources.gpu", d["gpu"], "auto, 0, a fraction in (0, 1) to share a GPU, or whole GPUs")
-    return Resources(cpu, gpu)
+    accel = d.get("accelerator_type")
+    if accel is not None and (
+        not isinstance(accel, str) or not accel or not all(c.isascii() and (c.isalnum() or c in "-_") for c in accel)
+    ):
+        # why: it becomes the name of Ray's resource accelerator_type:<model>, as Ray's node types spell it
+        allowed = "a GPU model such as A10G, L4 or H100 (letters, digits, '-', '_')"
+        raise SpecError("resources.accelerator_type", accel, allowed)
+    return Resources(cpu, gpu, accel)
 
 
 def _parse_energy(raw: Any) -> EnergySettings:

@@ -70,7 +70,9 @@ class SchedulerSpec:
 @dataclass(frozen=True)
 class Resources:
     cpu: float = 1.0
-    gpu: float | str = "auto"  # "auto": one whole GPU per trial where the cluster has GPUs, else none
+    gpu: float | str = "auto"  # "auto": one whole GPU per trial where the cluster has or can start GPUs, else none
+    # a GPU model (A10G, L4, H100): trials land only on nodes with Ray's accelerator_type:<model> resource
+    accelerator_type: str | None = None
 
 
 @dataclass(frozen=True)

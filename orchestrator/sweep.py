@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,9 @@ def trial_plan(
         num_threads=max(1, int(spec.resources.cpu)),
         watts_per_core=spec.energy.watts_per_core,
         idle_power_w=dict(idle_power_w or {}),
+        idle_host=socket.gethostname(),  # why always: a node that found nothing to measure is still measured
+        idle_baseline_s=spec.energy.idle_baseline_s,
+        sweep_key=spec.name,
         gpus_per_trial=float((resources or {}).get("gpu", 0.0)),
     )
 

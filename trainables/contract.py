@@ -97,6 +97,9 @@ class TrialPlan:
     num_threads: int | None = None  # torch intra-op threads (the trial's CPUs)
     watts_per_core: float | None = None  # the estimate backend's setting
     idle_power_w: Mapping[str, float] = field(default_factory=dict)  # idle baseline, W, by GPU UUID / cpu-*
+    idle_host: str | None = None  # the node (hostname) idle_power_w was measured on: the driver's
+    idle_baseline_s: float = 0.0  # a trial on another node measures that node's idle this long, once per sweep
+    sweep_key: str = ""  # names this sweep's per-node files (the node's idle baseline)
     # the GPUs Ray gives each trial (resources.gpu); below 1 the trial shares a device and the meter splits its energy
     gpus_per_trial: float = 0.0
     checkpoint: bool = True  # hand the user's state to the sink every epoch
@@ -274,6 +277,20 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _node_idle(plan: TrialPlan) -> dict[str, float]:
+    """The idle baseline of the node this trial runs on: the driver's where it is the driver's node, else this
+    node's own, measured by the sweep's first trial here (before its meter opens, so unbilled)."""
+    import socket
+
+    if plan.idle_host is None or socket.gethostname() == plan.idle_host or plan.idle_baseline_s <= 0:
+        return dict(plan.idle_power_w)
+    from trainables.energy import measure_idle_power
+    from trainables.energy._node_idle import node_idle_power
+
+    watts, _ = node_idle_power(plan.sweep_key, plan.idle_baseline_s, lambda s: measure_idle_power(seconds=s))
+    return watts
+
+
 @contextlib.contextmanager
 def _open_meter(device: torch.device, plan: TrialPlan) -> Iterator[BaseMeter]:
     from trainables.energy import make_meter
@@ -283,8 +300,9 @@ def _open_meter(device: torch.device, plan: TrialPlan) -> Iterator[BaseMeter]:
     # why the plan's GPUs too: a trial that holds a GPU is billed for it, wherever its own code computes
     kind = "cuda" if device.type == "cuda" or plan.gpus_per_trial > 0 else "cpu"
     meter = make_meter(kind, watts_per_core=plan.watts_per_core, gpu_fraction=plan.gpu_fraction, share_cpu=True)
+    idle = _node_idle(plan)
     for part in getattr(meter, "parts", [meter]):  # why per part: a GPU and its host each have their own idle power
-        part.idle_power_w = idle_power_for(part, dict(plan.idle_power_w))
+        part.idle_power_w = idle_power_for(part, idle)
     meter.start()
     try:
         yield meter

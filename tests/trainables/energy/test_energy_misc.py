@@ -198,3 +198,36 @@ def test_reading_to_dict_is_json(tmp_path: Path) -> None:
     d = json.loads(json.dumps(meter.stop().to_dict()))
     assert set(d) >= {"energy_j", "dynamic_energy_j", "time_s", "source", "estimated", "attribution"}
     assert d["crosscheck_ratio"] is None
+
+
+def test_a_trial_on_another_node_measures_that_nodes_idle_once(fake_nvml: Any, make_gpu: Any) -> None:
+    import time
+
+    import torch
+
+    from trainables.contract import TrialPlan, _open_meter
+    from trainables.energy._node_idle import node_idle_power
+
+    gpu = make_gpu(UUID_A)
+    gpu.counter = lambda: int(time.perf_counter() * 60_000)  # 60 W, whatever the clock
+    fake_nvml(gpu)
+    driver_idle = {"cpu-package": 5.0}  # what the driver measured on its own node (no GPU there)
+    plan = TrialPlan(
+        trainable="x:y",
+        idle_power_w=driver_idle,
+        idle_host="the-head",
+        idle_baseline_s=0.2,
+        sweep_key="s1",
+        gpus_per_trial=1.0,
+    )
+    with _open_meter(torch.device("cpu"), plan) as meter:
+        gpu_part = meter.parts[0]
+        assert gpu_part.idle_power_w == pytest.approx(60.0, rel=0.05)  # this node's GPU, measured here
+    calls: list[float] = []
+    watts, measured = node_idle_power("s1", 0.2, lambda s: calls.append(s) or {})
+    assert (measured, calls) == (False, []) and watts[UUID_A] == pytest.approx(60.0, rel=0.05)  # once per sweep
+    import socket
+
+    here = TrialPlan(trainable="x:y", idle_power_w={UUID_A: 42.0}, idle_host=socket.gethostname(), gpus_per_trial=1.0)
+    with _open_meter(torch.device("cpu"), here) as meter:
+        assert meter.parts[0].idle_power_w == 42.0  # the driver's node: the driver's figure

@@ -76,6 +76,12 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         run_dir = check_storage(Path(storage), spec.name).resolve()
     prefetch = _Prefetch(spec)
     init_ray_or_exit(address, None)  # why: an unreachable cluster must leave nothing behind
+    try:
+        # why before the manifest: a size no node can hold (SpecError, exit 2) must leave nothing behind either
+        sized = trial_resources(spec)
+    except BaseException:
+        stop_ray(mirror)
+        raise
     writer = RunWriter(run_dir)
     m = manifest(spec, run_dir)
     if mirror is not None:
@@ -83,7 +89,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         m["storage"] = {"uri": mirror.remote.uri, "local_dir": str(run_dir)}
     writer.write_manifest(m)
     try:
-        _fit(spec, run_dir, writer, mirror=mirror, splits=prefetch.splits())
+        _fit(spec, run_dir, writer, sized, mirror=mirror, splits=prefetch.splits())
         writer.update_manifest(status="finished", finished_at=now())
     except KeyboardInterrupt:
         writer.update_manifest(status="interrupted")
@@ -190,7 +196,15 @@ def _tune_loggers(spec: SweepSpec) -> list[Any]:
     return loggers
 
 
-def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = None, splits: Any = None) -> None:
+def _fit(
+    spec: SweepSpec,
+    run_dir: Path,
+    writer: RunWriter,
+    sized: tuple[dict[str, float], int],
+    *,
+    mirror: Any = None,
+    splits: Any = None,
+) -> None:
     from ray import tune
 
     from orchestrator.budget import EnergyBudget
@@ -198,7 +212,7 @@ def _fit(spec: SweepSpec, run_dir: Path, writer: RunWriter, *, mirror: Any = Non
     from orchestrator.search import make_scheduler, make_search
     from orchestrator.storage import MirrorCallback
 
-    resources, slots = trial_resources(spec)
+    resources, slots = sized
     idle = _idle_baseline(spec)
     # why: the report's bill counts idle slot time; the idle baseline makes dynamic_energy_j
     writer.update_manifest(slots=slots, resources=resources, idle_power_w=idle)

@@ -398,3 +398,4 @@ def test_an_accelerator_the_cluster_lacks_is_exit_2(autoscaling_cluster: str, tm
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
     assert "resources.accelerator_type: got 'H100'" in r.stderr and "A10G" in r.stderr, r.stderr[-2000:]
     assert "trials of" not in r.stdout  # refused before any trial was started
+    assert not (tmp_path / "runs" / "run").exists()  # and before the run directory: the name stays free

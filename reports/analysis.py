@@ -23,6 +23,7 @@ HV_REFERENCE_RULE = (
     "(complete trials), pushed 10% of that objective's range further"
 )
 DUPLICATES_RULE = "trials with identical objective values do not dominate each other: all of them stay on the front"
+MODEL_FRONT = "on_gpu_model_front"  # trials column, only when the trials ran on more than one GPU model
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ def _history(
 
 
 def analyse_front(trials: pd.DataFrame, objectives: tuple[Objective, ...]) -> tuple[pd.DataFrame, FrontResult]:
-    """Add ``pareto_rank`` (front number among candidates), ``on_front`` and ``knee`` to a copy of ``trials``."""
+    """Add ``pareto_rank`` (front number among candidates), ``on_front`` and ``knee`` to a copy of ``trials``;
+    where the trials ran on more than one GPU model also ``on_gpu_model_front`` (see ``model_fronts``)."""
     out = trials.copy()
     missing = tuple(o.metric for o in objectives if o.metric not in out.columns or out[o.metric].isna().all())
     cand = candidates_mask(out, objectives)  # all False when an objective is missing
@@ -130,8 +132,29 @@ def analyse_front(trials: pd.DataFrame, objectives: tuple[Objective, ...]) -> tu
         hv = pareto.hypervolume(cv, directions, ref)
     out["pareto_rank"] = ranks
     out["on_front"] = (out["pareto_rank"] == 0).fillna(False).astype(bool)
+    if m.GPU_MODEL in out.columns and out[m.GPU_MODEL].dropna().nunique() > 1:
+        out[MODEL_FRONT] = model_fronts(out, () if missing else objectives)
     history = _history(out, cand, values, directions, ref)
     return out, FrontResult(objectives, int(cand.sum()), knee_id, ref, hv, history, missing)
+
+
+def model_fronts(trials: pd.DataFrame, objectives: tuple[Objective, ...], by: str = m.GPU_MODEL) -> pd.Series:
+    """Whether each trial is on the front of the complete trials of its own ``by`` value (its GPU model).
+
+    why: energy on an A10G and on an L4 is not like for like; one front over both hides the slower card's trials.
+    """
+    out = pd.Series(False, index=trials.index, dtype=bool)
+    if by not in trials.columns or not objectives:
+        return out
+    cand = candidates_mask(trials, objectives)
+    if not cand.any():
+        return out
+    values, directions = _values(trials, objectives), tuple(o.direction for o in objectives)
+    groups = trials[by].astype(object).to_numpy()
+    for model in pd.unique(trials.loc[cand, by].dropna()):
+        rows = np.flatnonzero(cand & (groups == model))
+        out.iloc[rows[pareto.pareto_front_mask(values[rows], directions)]] = True
+    return out
 
 
 @dataclass(frozen=True)
@@ -141,7 +164,6 @@ class EnergyInfo:
     estimated: bool  # True when any energy is an estimate, or the run does not say (never claim a measurement)
     sources: tuple[str, ...]
     statement: str  # one sentence for the reader
-    provenance: tuple[tuple[str, str], ...] = ()  # the manifest's other energy keys, as text
 
 
 def _section(manifest: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -149,15 +171,13 @@ def _section(manifest: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def energy_info(manifest: Mapping[str, Any], trials: pd.DataFrame) -> EnergyInfo:
-    """Decide measured or estimated from the manifest's ``energy`` entry and every trial's final epoch."""
-    energy = _section(manifest, "energy")
+def energy_info(trials: pd.DataFrame) -> EnergyInfo:
+    """Decide measured or estimated from every trial's own records (``energy_source``, ``energy_estimated``).
+
+    why not the manifest: the sweep never wrote an ``energy`` entry there; what each trial recorded is the fact.
+    """
     sources = {str(s) for s in trials.get(m.ENERGY_SOURCE, pd.Series(dtype=object)).dropna()}
-    if isinstance(energy.get("source"), str):
-        sources.add(energy["source"])
     flags = [bool(v) for v in trials.get(m.ENERGY_ESTIMATED, pd.Series(dtype=object)).dropna()]
-    if isinstance(energy.get("estimated"), bool):
-        flags.append(energy["estimated"])
     says_estimated = any(flags) or any(s.startswith("estimated") for s in sources)
     says_measured = not all(flags) or any(not s.startswith("estimated") for s in sources)
     known = bool(flags or sources)
@@ -170,8 +190,7 @@ def energy_info(manifest: Mapping[str, Any], trials: pd.DataFrame) -> EnergyInfo
         statement = f"Source: {src}. Estimates: compare trials with each other, not with a power meter."
     else:
         statement = f"Source: {src}."
-    provenance = tuple((str(k), str(v)) for k, v in energy.items() if k not in ("source", "estimated"))
-    return EnergyInfo(says_estimated or not known, tuple(sorted(sources)), statement, provenance)
+    return EnergyInfo(says_estimated or not known, tuple(sorted(sources)), statement)
 
 
 def _positive(value: Any, default: float) -> tuple[float, bool]:

@@ -11,12 +11,29 @@ from typing import Any
 import pandas as pd
 
 from reports import analysis
+from reports.components import (
+    components_table,
+    components_text,
+    dynamic_text,
+    gpu_models,
+    hardware_text,
+    with_gpu_models,
+)
 from reports.errors import failed_trials, summarised
 from reports.figures import FigureData, build_figures
 from reports.html import ReportPage, write_pages
 from reports.keys import searched_keys
+from reports.provenance import provenance_summary, provenance_table
 from reports.rundir import REPORT_DIR, RunRecord, read_run
-from reports.summary import pareto_frame, run_facts, status_warning, summary_items, table_text
+from reports.summary import (
+    TableText,
+    model_front_frames,
+    pareto_frame,
+    run_facts,
+    status_warning,
+    summary_items,
+    table_text,
+)
 from reports.table import Tables, build_tables, write_tables
 
 __all__ = ["build_report", "report_from_tables"]
@@ -34,6 +51,23 @@ def _listing(trials: pd.DataFrame, column: str) -> list[tuple[str, str]]:
     return [(str(i), str(v)) for i, v in zip(rows["trial_id"], rows[column], strict=True)]
 
 
+def _energy_items(trials: pd.DataFrame, components: pd.DataFrame, provenance: pd.DataFrame) -> list[tuple[str, str]]:
+    """The summary's energy lines after the source: components, dynamic energy, provenance."""
+    items = [("Energy components", components_text(components))]
+    dynamic = dynamic_text(trials)
+    if dynamic:
+        items.append(("Dynamic energy", dynamic))
+    return items + provenance_summary(provenance, len(trials))
+
+
+def _components_text(components: pd.DataFrame) -> TableText:
+    shown = components.assign(
+        energy_j=components["energy_j"].map(lambda j: f"{j:.4g}"),
+        share_of_energy_j=components["share_of_energy_j"].map(lambda v: "" if pd.isna(v) else f"{v:.1%}"),
+    )
+    return table_text(shown, shown.columns)
+
+
 def report_from_tables(
     tables: Tables,
     manifest: Mapping[str, Any],
@@ -47,23 +81,37 @@ def report_from_tables(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     objectives = analysis.objectives_from_manifest(manifest)
-    trials, front = analysis.analyse_front(tables.trials, objectives)
-    energy = analysis.energy_info(manifest, trials)
+    provenance = provenance_table(run.trials if run is not None else [])
+    provenance.to_csv(out_dir / "provenance.csv", index=False)
+    trials, front = analysis.analyse_front(with_gpu_models(tables.trials, provenance), objectives)
+    energy = analysis.energy_info(trials)
     carbon = analysis.carbon_estimate(manifest, trials)
     write_tables(dataclasses.replace(tables, trials=trials), out_dir)
     pareto = pareto_frame(trials, front, tables.columns)
     pareto.to_csv(out_dir / "pareto.csv", index=False)
+    components = components_table(trials)
+    models = gpu_models(trials)
+    hardware = hardware_text(trials, models)
     space = searched_keys(manifest, trials, tables.columns.config)
     knee = _knee_final(run, front.knee_id)
     figures = build_figures(FigureData(trials, tables.epochs, front, energy, knee, keys=space.keys))
+    energy_items = _energy_items(trials, components, provenance)
+    summary = summary_items(
+        trials, front, energy, carbon, manifest, space, hardware=hardware, energy_items=energy_items
+    )
+    model_fronts = model_front_frames(trials, front, tables.columns, models)
     page = ReportPage(
         title=str(manifest.get("name", out_dir.parent.name)),
         facts=run_facts(manifest),
         warning=status_warning(manifest),
         energy_estimated=energy.estimated,
         energy_statement=energy.statement,
-        summary=summary_items(trials, front, energy, carbon, manifest, space),
+        hardware_warning=hardware if len(models) > 1 else None,
+        summary=summary,
         pareto=table_text(pareto, pareto.columns),
+        model_fronts=[(model, table_text(f, f.columns)) for model, f in model_fronts],
+        components=_components_text(components),
+        provenance=table_text(provenance, provenance.columns),
         figures=figures,
         failed=failed_trials(trials),
         unreadable=_listing(trials, "unreadable"),
@@ -77,8 +125,9 @@ def report_from_tables(
 def build_report(run_dir: str | os.PathLike[str]) -> Path:
     """Read a run directory and write its report into ``<run_dir>/report/``; return that directory.
 
-    Writes ``index.html`` (self-contained), ``report.md``, ``pareto.csv``, ``trials.csv``,
-    ``trials.parquet`` and ``epochs.parquet``. Works on unfinished runs (a snapshot) and without Ray or torch.
+    Writes ``index.html`` (self-contained), ``report.md``, ``pareto.csv``, ``trials.csv``, ``provenance.csv``
+    (each trial's energy provenance, one row per trial that recorded it), ``trials.parquet`` and
+    ``epochs.parquet``. Works on unfinished runs (a snapshot) and without Ray or torch.
     Raises ``NotARunError`` naming the path when ``run_dir`` is missing or not a wattsweep run.
     """
     run = read_run(run_dir)

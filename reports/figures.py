@@ -61,9 +61,10 @@ FRONT_FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "pareto",
         "Accuracy against energy",
-        "Every trial (the run's accuracy: its first objective to maximise); colour = depth and marker = prune "
-        "ratio where the run has them; faint = did not run its full budget. The line (or the rings, with more "
-        "objectives) is the Pareto front of complete trials; the star is the knee.",
+        "Every trial (the run's accuracy: its first objective to maximise); colour = the GPU model where the "
+        "trials ran on several (dashed: each model's own front), else depth, and marker = prune ratio where the "
+        "run has them; faint = did not run its full budget. The line (or the rings, with more objectives) is the "
+        "Pareto front of complete trials; the star is the knee.",
         draw_pareto,
     ),
     FigureSpec(

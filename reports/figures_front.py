@@ -21,7 +21,7 @@ from reports._plot import (
     safe_text,
     sorted_unique,
 )
-from reports.analysis import accuracy_metric
+from reports.analysis import MODEL_FRONT, accuracy_metric
 from reports.table import numeric
 from trainables import metrics as m
 
@@ -45,12 +45,21 @@ def _depth_colours(pts: pd.DataFrame) -> tuple[npt.NDArray[np.float64], list[Lin
     # colour = depth where the run has one (the built-in trainable); one colour for a run without
     if "depth" not in pts.columns or pts["depth"].isna().all():
         return np.tile(colormaps["tab10"](0), (len(pts), 1)), []
-    values = sorted_unique(pts["depth"])
-    palette = category_colours(values)
-    table = np.array([palette[v] for v in values] + [GREY])
-    codes = pd.Categorical(pts["depth"], categories=values).codes  # -1 (missing) picks GREY, the last row
-    handles = [Line2D([], [], ls="", marker="o", color=palette[v], label=f"depth {safe_text(v)}") for v in values]
+    return _category_colours(pts["depth"], "depth ")
+
+
+def _category_colours(values: pd.Series, prefix: str = "") -> tuple[npt.NDArray[np.float64], list[Line2D]]:
+    categories = sorted_unique(values)
+    palette = category_colours(categories)
+    table = np.array([palette[v] for v in categories] + [GREY])
+    codes = pd.Categorical(values, categories=categories).codes  # -1 (missing) picks GREY, the last row
+    handles = [Line2D([], [], ls="", marker="o", color=palette[v], label=f"{prefix}{safe_text(v)}") for v in categories]
     return table[codes], handles
+
+
+def gpu_model_split(pts: pd.DataFrame) -> bool:
+    """True when the trials ran on more than one GPU model: then colour is the model, not the depth."""
+    return m.GPU_MODEL in pts.columns and pts[m.GPU_MODEL].dropna().nunique() > 1
 
 
 def _is_accuracy_energy(d: FigureData, acc: str) -> bool:
@@ -69,9 +78,22 @@ def _draw_front(ax: Axes, d: FigureData, pts: pd.DataFrame, acc: str, factor: fl
     return [Line2D([], [], ls="", marker="o", mfc="none", mec="black", label="on the front (all objectives)")]
 
 
+def _draw_model_fronts(ax: Axes, pts: pd.DataFrame, acc: str, factor: float) -> list[Line2D]:
+    """Each GPU model's own front (``on_gpu_model_front``), dashed in the model's colour."""
+    if MODEL_FRONT not in pts.columns or not gpu_model_split(pts):
+        return []
+    palette = category_colours(sorted_unique(pts[m.GPU_MODEL]))
+    for model, colour in palette.items():
+        own = pts[pts[MODEL_FRONT].astype(bool) & (pts[m.GPU_MODEL] == model)].sort_values(m.ENERGY_J)
+        if not own.empty:
+            ax.step(own[m.ENERGY_J] / factor, own[acc], where="post", color=colour, lw=1.0, ls="--", zorder=2)
+    return [Line2D([], [], color="0.3", lw=1.0, ls="--", label="front of each GPU model")]
+
+
 def _scatter_trials(ax: Axes, pts: pd.DataFrame, acc: str, factor: float) -> list[Line2D]:
-    """Every trial: colour = depth, marker = prune ratio (where the run has them), faint when not complete."""
-    colours, handles = _depth_colours(pts)
+    """Every trial: colour = GPU model (several) or depth, marker = prune ratio (where the run has them), faint
+    when not complete."""
+    colours, handles = _category_colours(pts[m.GPU_MODEL]) if gpu_model_split(pts) else _depth_colours(pts)
     has_prune = numeric(pts, "prune_ratio").notna().any()
     groups, group_labels = prune_groups(numeric(pts, "prune_ratio")) if has_prune else (np.zeros(len(pts), int), [])
     done = (pts["state"] == "complete").to_numpy(dtype=bool)
@@ -105,6 +127,7 @@ def draw_pareto(d: FigureData) -> Figure | str:
     ax.set_ylabel(accuracy_label(acc))
     handles = _scatter_trials(ax, pts, acc, factor)
     handles += _draw_front(ax, d, pts, acc, factor)
+    handles += _draw_model_fronts(ax, pts, acc, factor)
     knee = pts[pts["knee"]]
     if not knee.empty:
         kx, ky = float(knee[m.ENERGY_J].iloc[0]) / factor, float(knee[acc].iloc[0])

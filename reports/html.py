@@ -35,8 +35,12 @@ class ReportPage:
     warning: str | None  # the run has not finished cleanly
     energy_estimated: bool
     energy_statement: str
+    hardware_warning: str | None  # the trials ran on more than one GPU model
     summary: list[tuple[str, str]]
     pareto: TableText
+    model_fronts: list[tuple[str, TableText]]  # (GPU model, the front of its trials), when there are several
+    components: TableText  # energy by component: measured or estimated, sources, share of energy_j
+    provenance: TableText  # one row per trial that recorded its meter's provenance
     figures: list[RenderedFigure]
     failed: list[FailedTrial]  # trial id, one-line summary, full error text
     unreadable: list[tuple[str, str]]  # (trial id, what could not be read)
@@ -83,7 +87,8 @@ def md_escape(value: Any) -> str:
 
 
 def render_markdown(page: ReportPage) -> str:
-    """The summary, the Pareto table, the figures left out and the failed trials as Markdown."""
+    """The summary, the Pareto table (and per GPU model), the energy components, the figures left out and the
+    failed trials as Markdown."""
     return _environment(autoescape=False, finalize=md_escape).get_template("report.md.j2").render(page=page)
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 from reports.analysis import (
     DUPLICATES_RULE,
     HV_REFERENCE_RULE,
+    MODEL_FRONT,
     CarbonEstimate,
     EnergyInfo,
     FrontResult,
@@ -23,7 +24,9 @@ from reports.pareto import KNEE_RULE
 from reports.table import Columns, complete, numeric
 from trainables import metrics as m
 
-PARETO_METRICS = ("trial_id", m.ACCURACY, m.TEST_ACCURACY, m.ENERGY_J, m.ENERGY_SOURCE)
+PARETO_METRICS = ("trial_id", m.ACCURACY, m.TEST_ACCURACY, m.ENERGY_J, m.DYNAMIC_ENERGY_J, m.ENERGY_SOURCE)
+# where the trials recorded them: the GPU model and the energy by component (sources are in trials.csv)
+PARETO_ENERGY = (m.GPU_MODEL, *(j for _, j, _ in m.ENERGY_COMPONENTS))
 PARETO_KEYS = ("depth", "width", "lr", "prune_ratio")  # the built-in's main knobs, up front where a run has them
 PARETO_HEAD = PARETO_METRICS + PARETO_KEYS
 
@@ -64,20 +67,45 @@ def table_text(frame: pd.DataFrame, columns: Sequence[str]) -> TableText:
     return TableText(cols, [list(row) for row in zip(*text_columns, strict=True)] if cols else [])
 
 
-def pareto_columns(front: FrontResult, columns: Columns) -> list[str]:
-    """pareto.csv's columns: the fixed head, the objectives, then the config columns, then the user's metrics."""
+def pareto_columns(
+    front: FrontResult, columns: Columns, available: Sequence[str] = (), *, head_only: bool = False
+) -> list[str]:
+    """pareto.csv's columns: the fixed head, the GPU model and energy components (those in ``available``), the
+    objectives, then (unless ``head_only``) the config columns and the user's metrics."""
     config = list(columns.config.values())
-    head = [*PARETO_METRICS, *(c for c in PARETO_KEYS if c in config)]
-    rest = [*(o.metric for o in front.objectives), "knee", "pareto_rank", *config, *columns.extra_metrics.values()]
+    head = [*PARETO_METRICS, *(c for c in PARETO_ENERGY if c in available), *(c for c in PARETO_KEYS if c in config)]
+    rest = [*(o.metric for o in front.objectives), "knee", "pareto_rank"]
+    if not head_only:
+        rest += [*config, *columns.extra_metrics.values()]
     return list(dict.fromkeys([*head, *rest]))
+
+
+def _front_rows(
+    trials: pd.DataFrame, mask: pd.Series, front: FrontResult, columns: Columns, *, head_only: bool = False
+) -> pd.DataFrame:
+    on = trials[mask.fillna(False).to_numpy(dtype=bool)]
+    key = m.ENERGY_J if m.ENERGY_J in on.columns else front.objectives[0].metric
+    on = on.sort_values([key, "trial_id"], kind="stable")
+    return on.reindex(columns=pareto_columns(front, columns, list(trials.columns), head_only=head_only))
 
 
 def pareto_frame(trials: pd.DataFrame, front: FrontResult, columns: Columns) -> pd.DataFrame:
     """The front's trials (complete only), energy ascending when energy is reported, else by first objective."""
-    on = trials[trials["on_front"]]
-    key = m.ENERGY_J if m.ENERGY_J in on.columns else front.objectives[0].metric
-    on = on.sort_values([key, "trial_id"], kind="stable")
-    return on.reindex(columns=pareto_columns(front, columns))
+    return _front_rows(trials, trials["on_front"], front, columns)
+
+
+def model_front_frames(
+    trials: pd.DataFrame, front: FrontResult, columns: Columns, models: Sequence[str]
+) -> list[tuple[str, pd.DataFrame]]:
+    """Per GPU model, the front of that model's complete trials (``MODEL_FRONT``), the pareto table's head columns
+    (the whole rows are in pareto.csv and trials.csv); empty for fewer than two models."""
+    if len(models) < 2 or MODEL_FRONT not in trials.columns:
+        return []
+    on_model = trials[MODEL_FRONT].astype(bool)
+    return [
+        (str(k), _front_rows(trials, on_model & (trials[m.GPU_MODEL] == k), front, columns, head_only=True))
+        for k in models
+    ]
 
 
 def _row_text(trials: pd.DataFrame, mask: pd.Series) -> Mapping[str, Any] | None:
@@ -112,12 +140,21 @@ def summary_items(
     carbon: CarbonEstimate,
     manifest: Mapping[str, Any] | None = None,
     space: SearchSpace | None = None,
+    *,
+    hardware: str | None = None,
+    energy_items: Sequence[tuple[str, str]] = (),
 ) -> list[tuple[str, str]]:
-    """The summary as (label, text) pairs, in reading order."""
+    """The summary as (label, text) pairs, in reading order.
+
+    ``hardware``: the GPU models in words (second, right under the trial count: a mixed run must say so first);
+    ``energy_items``: the energy's components and provenance, after the energy source.
+    """
     counts = trials["state"].value_counts()
     states = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("complete", "stopped", "failed", "running"))
     n_bad = int(trials["unreadable"].notna().sum())
     items = [("Trials", f"{len(trials)} ({states}; {n_bad} unreadable)")]
+    if hardware:
+        items.append(("GPU models", hardware))
     objectives = ", ".join(f"{o.metric} ({o.direction})" for o in front.objectives)
     items.append(("Objectives", objectives))
     if space is not None:
@@ -150,7 +187,8 @@ def summary_items(
             for o, v in zip(front.objectives, front.reference if front.reference is not None else [], strict=False)
         )
         items.append(("Hypervolume", f"{front.hypervolume:.4g} (reference point {ref}; {HV_REFERENCE_RULE})"))
-    items.append(("Energy source", energy.statement + "".join(f" {k}: {v}." for k, v in energy.provenance)))
+    items.append(("Energy source", energy.statement))
+    items.extend(energy_items)
     items.append(("Energy spent by the sweep", _energy_spent(carbon, energy.estimated)))
     items.append(("The sweep's bill", sweep_bill(trials, manifest or {}, energy.estimated)))
     items.append(("CO2e (estimate)", _co2(carbon)))

@@ -2,7 +2,8 @@
 
 Columns of the trials table, in order: ``trial_id``, ``state``, ``epochs_run``,
 ``budget_epochs``, the trial config keys, the final epoch's metrics (names from
-``trainables.metrics``), the user's own scalar metrics (final epoch), ``error``,
+``trainables.metrics``; the energy components, attribution and GPU model only where
+some trial recorded them: ``OPTIONAL_METRICS``), the user's own scalar metrics (final epoch), ``error``,
 ``unreadable``, ``ended_at`` (Unix s) and ``end_order`` (0 = the first trial to end;
 running trials last, in table order).
 
@@ -37,7 +38,14 @@ CONFIG_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Trial
 HEAD_COLUMNS: tuple[str, ...] = ("trial_id", "state", "epochs_run", "budget_epochs")
 METRIC_COLUMNS: tuple[str, ...] = tuple(c for c in m.EPOCH_METRICS if c not in (m.EPOCH, m.BUDGET_EPOCHS))
 TAIL_COLUMNS: tuple[str, ...] = ("error", "unreadable", "ended_at", "end_order")
-_TEXT_METRICS = frozenset({m.ENERGY_SOURCE, m.ENERGY_ESTIMATED})
+_TEXT_METRICS = frozenset(
+    {m.ENERGY_SOURCE, m.ENERGY_ESTIMATED, m.ENERGY_ATTRIBUTION, m.GPU_MODEL, *(s for _, _, s in m.ENERGY_COMPONENTS)}
+)
+# Metrics a trial may lack by nature (no GPU, no RAPL DRAM, a run made before they were recorded): a column no
+# trial has is left out of the tables rather than shown empty.
+OPTIONAL_METRICS: frozenset[str] = frozenset(
+    {m.ENERGY_ATTRIBUTION, m.GPU_MODEL, *(name for _, j, s in m.ENERGY_COMPONENTS for name in (j, s))}
+)
 _KNOWN_METRICS = frozenset((*m.EPOCH_METRICS, *m.FINAL_METRICS, *m.RAY_METRICS))
 _RESERVED = frozenset(HEAD_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS + ("on_front", "pareto_rank", "knee"))
 
@@ -164,7 +172,12 @@ def trials_table(run: RunRecord, cols: Columns | None = None) -> pd.DataFrame:
         else:
             frame[col] = tidy_column(frame[col])
     frame["end_order"] = _end_order(frame["ended_at"])
-    return frame
+    return _without_empty_optional(frame)
+
+
+def _without_empty_optional(frame: pd.DataFrame) -> pd.DataFrame:
+    empty = [c for c in frame.columns if c in OPTIONAL_METRICS and frame[c].isna().all()]
+    return frame.drop(columns=empty)
 
 
 def epochs_table(run: RunRecord, cols: Columns | None = None) -> pd.DataFrame:
@@ -183,7 +196,7 @@ def epochs_table(run: RunRecord, cols: Columns | None = None) -> pd.DataFrame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     for col in extra.values():
         frame[col] = _metric_column(frame[col])
-    return frame
+    return _without_empty_optional(frame)
 
 
 def complete(trials: pd.DataFrame) -> pd.DataFrame:

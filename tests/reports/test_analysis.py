@@ -60,19 +60,20 @@ def test_an_objective_no_trial_reported_is_named() -> None:
 
 
 @pytest.mark.parametrize(
-    ("manifest", "flags", "sources", "estimated", "phrase"),
+    ("flags", "sources", "estimated", "phrase"),
     [
-        ({"energy": {"source": "nvml-counter", "estimated": False}}, [False], ["nvml-counter"], False, "Source"),
-        ({"energy": {"source": "estimated-cpu", "estimated": True}}, [True], ["estimated-cpu"], True, "Estimates"),
-        ({}, [None], [None], True, "does not say"),
-        ({}, [False, True], ["nvml-counter", "estimated-cpu"], True, "Some trials"),
+        ([False], ["nvml-counter"], False, "Source"),
+        ([False, False], ["nvml-counter", "nvml-counter+rapl"], False, "Source"),
+        ([True], ["estimated-cpu"], True, "Estimates"),
+        ([None], [None], True, "does not say"),
+        ([False, True], ["nvml-counter", "estimated-cpu"], True, "Some trials"),
     ],
 )
-def test_energy_is_called_measured_only_when_everything_says_so(
-    manifest: dict[str, object], flags: list[object], sources: list[object], estimated: bool, phrase: str
+def test_energy_is_called_measured_only_when_every_trial_says_so(
+    flags: list[object], sources: list[object], estimated: bool, phrase: str
 ) -> None:
     t = _trials(energy_estimated=flags, energy_source=sources)
-    info = analysis.energy_info(manifest, t)
+    info = analysis.energy_info(t)
     assert info.estimated is estimated
     assert phrase in info.statement
 

@@ -17,6 +17,7 @@ from reports.figures import FigureData
 from reports.figures_front import draw_pareto
 from reports.rundir import read_run
 from reports.table import build_tables
+from tests.reports.energy_rigs import lab
 
 FILES = {"index.html", "report.md", "pareto.csv", "trials.csv", "trials.parquet", "epochs.parquet"}
 N_FIXED_FIGURES = 10  # front, hypervolume, five seed studies, three of the knee; then one per searched key
@@ -27,7 +28,9 @@ PARETO_COLUMNS = [
     "accuracy",
     "test_accuracy",
     "energy_j",
+    "dynamic_energy_j",
     "energy_source",
+    "energy_cpu_j",  # the one component a CPU node without RAPL has: its estimate
     "depth",
     "width",
     "lr",
@@ -122,20 +125,23 @@ def test_an_empty_run_still_reports(tmp_path: Path) -> None:
     assert "0 (0 complete" in (out / "report.md").read_text()
 
 
-def test_figures_without_data_are_left_out_with_a_note(tmp_path: Path, trial_writer: Callable[..., None]) -> None:
-    w = RunWriter(tmp_path)
-    w.write_manifest({"name": "bare", "energy": {"source": "nvml-counter", "estimated": False}})
-    for i, (acc, en) in enumerate([(0.7, 10.0), (0.8, 20.0)]):
-        w.start_trial(f"t{i}", {"model": "resnet", "depth": 8}, 1)
-        w.append_epoch(
-            f"t{i}",
-            {"epoch": 1, "accuracy": acc, "energy_j": en, "energy_source": "nvml-counter", "energy_estimated": False},
-        )
-        w.set_state(f"t{i}", "complete", epochs_run=1, budget_epochs=1)
-    html = (build_report(tmp_path) / "index.html").read_text()
+def test_figures_without_data_are_left_out_with_a_note(tmp_path: Path) -> None:
+    # a bare trainable on a GPU node: accuracy and what the meter adds, nothing else (no FLOPs, no confusion matrix)
+    w = RunWriter(tmp_path / "run")
+    w.write_manifest({"name": "bare"})
+    with lab(tmp_path / "machines") as machines:
+        node = machines.machine("l4", gpu="NVIDIA L4", rapl=True)
+        for i, acc in enumerate([0.7, 0.8]):
+            meter = machines.trial(node, gpu=0, gpu_w=50.0 * (i + 1))
+            w.start_trial(f"t{i}", {"model": "resnet", "depth": 8}, 1)
+            w.append_epoch(f"t{i}", {"epoch": 1, "accuracy": acc, **meter.epoch(2.0, cpu_j=3.0), **meter.final()})
+            meter.stop()
+            w.set_state(f"t{i}", "complete", epochs_run=1, budget_epochs=1)
+    html = (build_report(tmp_path / "run") / "index.html").read_text()
     notes = re.findall(r'<p class="note" id="fig-([a-z_]+)">', html)
     assert {"knee_power", "knee_confusion", "knee_layers", "shortcut", "heatmaps", "families"} <= set(notes)
-    assert "recorded no power trace" in html
+    # one epoch: a meter without a power sampler traces one interval, one point
+    assert "power trace has fewer than two samples" in html
     assert "ESTIMATED" not in html and "Energy is measured" in html
     assert len(_images(html)) == N_FIXED_FIGURES - len(notes)  # no key varies: no figure per key
 
@@ -143,10 +149,9 @@ def test_figures_without_data_are_left_out_with_a_note(tmp_path: Path, trial_wri
 @pytest.mark.parametrize(("estimated", "suffix"), [(True, "(estimated)"), (False, "")])
 def test_energy_axis_says_estimated(run_dir: Path, estimated: bool, suffix: str) -> None:
     run = read_run(run_dir)
-    manifest = run.manifest | {"energy": {"source": "x", "estimated": estimated}}
     trials = build_tables(run).trials.assign(energy_estimated=estimated, energy_source="x")
-    trials, front = analyse_front(trials, objectives_from_manifest(manifest))
-    fig = draw_pareto(FigureData(trials, pd.DataFrame(), front, energy_info(manifest, trials)))
+    trials, front = analyse_front(trials, objectives_from_manifest(run.manifest))
+    fig = draw_pareto(FigureData(trials, pd.DataFrame(), front, energy_info(trials)))
     assert not isinstance(fig, str)
     label = fig.axes[0].get_xlabel()
     assert label.startswith("Energy per trial (J)") and label.endswith(suffix)

@@ -23,6 +23,8 @@ from reports.figures import FigureData
 from reports.figures_keys import draw_key
 from reports.keys import BUILTIN_TRAINABLE, custom_trainable, searched_keys
 from reports.table import CONFIG_COLUMNS, build_tables
+from tests.reports.conftest import cpu_node
+from tests.reports.energy_rigs import TrialMeter
 
 SPACE = {
     "channels": {"kind": "int", "low": 8, "high": 64},
@@ -78,31 +80,33 @@ STUDY_NOTES = {
 }
 
 
-def _epoch(epoch: int, budget: int, acc: float, f1: float, energy_j: float) -> dict[str, Any]:
-    # what the contract hands the recorder: the user's report (accuracy, loss, f1) plus wattsweep's measurements
+def _epoch(epoch: int, budget: int, acc: float, f1: float, energy: dict[str, Any]) -> dict[str, Any]:
+    # what the contract hands the recorder: the user's report (accuracy, loss, f1) plus the meter's measurements
     return {
         "accuracy": acc,
         "loss": 1.0 / epoch,
         "f1": f1,
         "epoch": epoch,
-        "energy_j": energy_j,
-        "dynamic_energy_j": 0.7 * energy_j,
-        "energy_source": "estimated-cpu",
-        "energy_estimated": True,
-        "time_s": 1.5 * epoch,
+        **energy,
         "budget_epochs": budget,
         "node_id": "node-1",
     }
 
 
-def _record(w: RunWriter, tid: str, config: dict[str, Any], epochs: list[tuple[float, float, float]]) -> None:
+def _record(
+    w: RunWriter, tid: str, config: dict[str, Any], epochs: list[tuple[float, float, float]], meter: TrialMeter
+) -> None:
     budget = int(config["epochs"])
     w.start_trial(tid, config, budget)
+    before = 0.0
     for n, (acc, f1, energy) in enumerate(epochs, 1):
-        w.append_epoch(tid, _epoch(n, budget, acc, f1, energy))
+        reading = meter.epoch(1.5, cpu_j=energy - before)  # the estimate's cumulative energy is `energy`
+        before = energy
+        w.append_epoch(tid, _epoch(n, budget, acc, f1, reading) | (meter.final() if n == budget else {}))
         w.set_state(tid, "running", epochs_run=n, budget_epochs=budget)
         if tid == "c00" and n == 1:
             w.update_manifest(energy_source="estimated-cpu", energy_estimated=True)
+    meter.stop()
 
 
 def write_custom_run(root: Path) -> Path:
@@ -110,17 +114,20 @@ def write_custom_run(root: Path) -> Path:
     w = RunWriter(root)
     w.write_manifest(MANIFEST)
     acts = ["relu", "gelu", "tanh"]
-    for i in range(8):
-        channels, dropout, act, lr = 8 * (i + 1), 0.05 * i, acts[i % 3], 10 ** (-4 + 3 * i / 7)
-        f1 = 0.5 + 0.05 * i - 0.2 * dropout
-        energy = 10.0 * channels
-        config = {**FIXED, "channels": channels, "dropout": dropout, "act": act, "lr": lr}
-        _record(w, f"c{i:02d}", config, [(f1, f1 - 0.2, energy / 3), (f1, f1 - 0.1, 2 * energy / 3), (f1, f1, energy)])
-        w.set_state(f"c{i:02d}", "complete", epochs_run=3, budget_epochs=3)
-    for i, (channels, act) in enumerate([(16, "relu"), (48, "tanh")]):
-        config = {**FIXED, "channels": channels, "dropout": 0.1, "act": act, "lr": 1e-3}
-        _record(w, f"s{i}", config, [(0.99, 0.99, 1.0)])  # better and cheaper than all, yet stopped: not on the front
-        w.set_state(f"s{i}", "stopped", epochs_run=1, budget_epochs=3)
+    with cpu_node() as trial:
+        for i in range(8):
+            channels, dropout, act, lr = 8 * (i + 1), 0.05 * i, acts[i % 3], 10 ** (-4 + 3 * i / 7)
+            f1 = 0.5 + 0.05 * i - 0.2 * dropout
+            energy = 10.0 * channels
+            config = {**FIXED, "channels": channels, "dropout": dropout, "act": act, "lr": lr}
+            epochs = [(f1, f1 - 0.2, energy / 3), (f1, f1 - 0.1, 2 * energy / 3), (f1, f1, energy)]
+            _record(w, f"c{i:02d}", config, epochs, trial())
+            w.set_state(f"c{i:02d}", "complete", epochs_run=3, budget_epochs=3)
+        for i, (channels, act) in enumerate([(16, "relu"), (48, "tanh")]):
+            config = {**FIXED, "channels": channels, "dropout": 0.1, "act": act, "lr": 1e-3}
+            # better and cheaper than all, yet stopped: not on the front
+            _record(w, f"s{i}", config, [(0.99, 0.99, 1.0)], trial())
+            w.set_state(f"s{i}", "stopped", epochs_run=1, budget_epochs=3)
     for tid, error in (("f_key", KEY_ERROR_TRACEBACK), ("f_contract", CONTRACT_ERROR), ("f_none", None)):
         config = {**FIXED, "channels": 32, "dropout": 0.2, "act": "gelu", "lr": 1e-2}
         w.start_trial(tid, config, 3)
@@ -206,7 +213,7 @@ def _figure_data(root: Path) -> FigureData:
     tables = build_tables(run)
     trials, front = analyse_front(tables.trials, objectives_from_manifest(run.manifest))
     keys = searched_keys(run.manifest, trials, tables.columns.config).keys
-    return FigureData(trials, tables.epochs, front, energy_info(run.manifest, trials), keys=keys)
+    return FigureData(trials, tables.epochs, front, energy_info(trials), keys=keys)
 
 
 def test_key_figures_put_the_key_on_x_and_the_objectives_on_y(tmp_path: Path) -> None:
@@ -237,7 +244,9 @@ def test_clashing_names_are_renamed_and_objectives_keep_theirs(tmp_path: Path) -
     w = RunWriter(tmp_path)
     w.write_manifest(MANIFEST | {"objectives": [{"metric": "lr", "direction": "max"}, OBJECTIVES[1]]})
     w.start_trial("a", {"lr": 0.1, "state": "x", "epochs": 1}, 1)
-    w.append_epoch("a", _epoch(1, 1, 0.5, 0.4, 3.0) | {"lr": 0.05, "error": 2.0, "per_class": [0.1, 0.2]})
+    with cpu_node() as trial:
+        energy = trial().epoch(1.5, cpu_j=3.0)
+    w.append_epoch("a", _epoch(1, 1, 0.5, 0.4, energy) | {"lr": 0.05, "error": 2.0, "per_class": [0.1, 0.2]})
     w.set_state("a", "complete", epochs_run=1, budget_epochs=1)
     out = build_report(tmp_path)
     row = pd.read_csv(out / "trials.csv").iloc[0]

@@ -294,6 +294,8 @@ def _node_idle(plan: TrialPlan) -> dict[str, float]:
 @contextlib.contextmanager
 def _open_meter(device: torch.device, plan: TrialPlan) -> Iterator[BaseMeter]:
     from trainables.energy import make_meter
+    from trainables.energy._factory import next_meter
+    from trainables.energy._fallback import FallbackMeter
     from trainables.watch import idle_power_for
 
     # why share_cpu: trials run side by side on a machine; with RAPL each bills its share of the package, once
@@ -301,8 +303,17 @@ def _open_meter(device: torch.device, plan: TrialPlan) -> Iterator[BaseMeter]:
     kind = "cuda" if device.type == "cuda" or plan.gpus_per_trial > 0 else "cpu"
     meter = make_meter(kind, watts_per_core=plan.watts_per_core, gpu_fraction=plan.gpu_fraction, share_cpu=True)
     idle = _node_idle(plan)
-    for part in getattr(meter, "parts", [meter]):  # why per part: a GPU and its host each have their own idle power
-        part.idle_power_w = idle_power_for(part, idle)
+
+    def with_idle(m: BaseMeter) -> BaseMeter:
+        for part in getattr(m, "parts", [m]):  # why per part: a GPU and its host each have their own idle power
+            part.idle_power_w = idle_power_for(part, idle)
+        return m
+
+    def take_over(failed: BaseMeter) -> BaseMeter:
+        return with_idle(next_meter(failed, watts_per_core=plan.watts_per_core, share_cpu=True))
+
+    # why: a meter that fails mid-trial (a GPU lost, NVML gone) hands over to the next source; the trial goes on
+    meter = with_idle(meter) if meter.estimated else FallbackMeter(with_idle(meter), take_over)
     meter.start()
     try:
         yield meter

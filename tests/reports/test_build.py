@@ -139,9 +139,9 @@ def test_figures_without_data_are_left_out_with_a_note(tmp_path: Path) -> None:
             w.set_state(f"t{i}", "complete", epochs_run=1, budget_epochs=1)
     html = (build_report(tmp_path / "run") / "index.html").read_text()
     notes = re.findall(r'<p class="note" id="fig-([a-z_]+)">', html)
-    assert {"knee_power", "knee_confusion", "knee_layers", "shortcut", "heatmaps", "families"} <= set(notes)
-    # one epoch: a meter without a power sampler traces one interval, one point
-    assert "power trace has fewer than two samples" in html
+    assert {"knee_confusion", "knee_layers", "shortcut", "heatmaps", "families"} <= set(notes)
+    # one epoch, and still a power figure: a GPU trial's trace is the GPU's sampled power, not one point per epoch
+    assert "knee_power" not in notes
     assert "ESTIMATED" not in html and "Energy is measured" in html
     assert len(_images(html)) == N_FIXED_FIGURES - len(notes)  # no key varies: no figure per key
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._meter import BaseMeter, EnergyReading, Measurement
+from ._errors import EnergyError
+from ._meter import MAX_TRACE_POINTS, BaseMeter, EnergyReading, Measurement
 
 
 class CompositeMeter(BaseMeter):
@@ -65,7 +67,19 @@ class CompositeMeter(BaseMeter):
 
     def _end(self) -> None:
         for p in self.parts:
-            p.stop()
+            # why suppress: a part that cannot give its last reading has still ended its threads (BaseMeter.stop)
+            with contextlib.suppress(EnergyError):
+                p.stop()
+
+    def trace(self, *, max_points: int = MAX_TRACE_POINTS) -> dict[str, Any]:
+        """The GPU's sampled power where it is sampled (10 Hz; the host's share is not in it), else the trial's
+        power from the energy between reads."""
+        for p in self.billed:
+            if p._power_trace() is not None and p.component == "gpu":
+                out = p.trace(max_points=max_points)
+                out["source"] = f"{p.source} (GPU only)"
+                return out
+        return super().trace(max_points=max_points)
 
     def part_readings(self) -> list[EnergyReading]:
         """Each part's reading (after ``stop()``: its final one)."""

@@ -124,6 +124,14 @@ def make_meter(
     return meter
 
 
+def next_meter(failed: BaseMeter, *, watts_per_core: float | None = None, share_cpu: bool = False) -> BaseMeter:
+    """The meter that takes over when ``failed`` fails mid-trial: the host CPU (RAPL where readable, else the
+    estimate) after a GPU meter, the estimate after RAPL."""
+    if failed.source == "rapl":
+        return CpuTimeEstimateMeter(watts_per_core=watts_per_core)
+    return make_meter("cpu", watts_per_core=watts_per_core, share_cpu=share_cpu)
+
+
 def measure_idle_power(
     seconds: float = 5.0,
     *,

@@ -203,7 +203,11 @@ class BaseMeter(abc.ABC):
         """End the window and return the final reading. Idempotent."""
         if self._final is not None:
             return self._final
-        reading = self.read()
+        try:
+            reading = self.read()
+        except BaseException:
+            self._end()  # why: a backend that fails its last reading must still end its threads
+            raise
         self._final = reading
         self._end()
         return reading

@@ -180,6 +180,8 @@ class NvmlMeter(BaseMeter):
 
     def _measure(self) -> Measurement:
         self._sync()
+        # why every read: provenance is taken at the last epoch's report, before the meter stops
+        self._temps["stop"] = self._temperatures()
         at = None
         counter_j: list[float] = []
         if self.counter_ok:

@@ -231,3 +231,32 @@ def test_a_trial_on_another_node_measures_that_nodes_idle_once(fake_nvml: Any, m
     here = TrialPlan(trainable="x:y", idle_power_w={UUID_A: 42.0}, idle_host=socket.gethostname(), gpus_per_trial=1.0)
     with _open_meter(torch.device("cpu"), here) as meter:
         assert meter.parts[0].idle_power_w == 42.0  # the driver's node: the driver's figure
+
+
+def test_a_gpu_lost_mid_trial_hands_over_to_the_next_source_and_the_trial_goes_on(
+    fake_nvml: Any, make_gpu: Any
+) -> None:
+    from trainables.contract import TrialPlan, run_contract
+
+    gpu = make_gpu(UUID_A, energy_mj=0)
+    fake_nvml(gpu)
+    records: list[dict[str, Any]] = []
+
+    def train(config: dict[str, Any], ctx: Any) -> None:
+        for epoch in range(1, ctx.epochs + 1):
+            gpu.energy_mj += 100_000  # 100 J of GPU work per epoch while the GPU answers
+            sum(range(200_000))
+            if epoch == 2:
+                gpu.lost = True  # NVML now raises NVMLError_GpuIsLost on every query
+            ctx.report({"accuracy": 0.5})
+
+    plan = TrialPlan(trainable=train, gpus_per_trial=1.0, checkpoint=False)
+    run_contract(train, {"epochs": 4}, plan, lambda metrics, _state: records.append(metrics))
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]  # the trial did not fail
+    assert records[0]["energy_source"] == "nvml-counter" and records[0]["energy_gpu_j"] == pytest.approx(100.0)
+    assert records[-1]["energy_source"] == "estimated-cpu" and records[-1]["energy_estimated"] is True
+    assert records[-1]["energy_gpu_j"] == pytest.approx(100.0)  # what was measured before the loss is kept
+    energies = [r["energy_j"] for r in records]
+    assert energies == sorted(energies) and energies[-1] > 100.0  # the estimate counts on top of it
+    reasons = records[-1]["energy_provenance"]["fallback_reasons"]
+    assert any("nvml-counter" in r and "estimated-cpu" in r and "lost" in r.lower() for r in reasons), reasons

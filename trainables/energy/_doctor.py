@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ._errors import EnergyError
 from ._estimate import DEFAULT_WATTS_PER_CORE
-from ._factory import trial_gpus
+from ._factory import GPU_ORDER, HOST_ORDER, trial_gpus
 from ._nvml import NvmlDevice, driver_versions
 from ._nvml_meter import _supported
 from ._rapl import DEFAULT_RAPL_ROOT, find_zones
@@ -66,7 +66,7 @@ def check_estimate(watts_per_core: float = DEFAULT_WATTS_PER_CORE) -> BackendChe
 
 
 def check_backends(*, rapl_root: str | Path = DEFAULT_RAPL_ROOT) -> list[BackendCheck]:
-    """NVML, RAPL and estimate checks, in ``make_meter``'s order of preference."""
+    """NVML, RAPL and estimate checks, in ``make_meter``'s order of preference (``GPU_ORDER``, ``HOST_ORDER``)."""
     return [check_nvml(), check_rapl(rapl_root), check_estimate()]
 
 
@@ -78,15 +78,24 @@ def doctor_lines(*, rapl_root: str | Path = DEFAULT_RAPL_ROOT) -> list[str]:
         state = "ok" if c.available else "unavailable"
         lines.append(f"energy {c.backend:<8} {state}: {c.detail}" + (f" -- fix: {c.fix}" if c.fix else ""))
     by_name = {c.backend: c for c in checks}
-    for device, order in (("cuda", ("nvml", "rapl", "estimate")), ("cpu", ("rapl", "estimate"))):
-        chosen = next(name for name in order if by_name[name].available)
-        skipped = list(order[: order.index(chosen)])
-        if chosen == "estimate":
+    host = next(name for name in HOST_ORDER if by_name[name].available)
+    host_says = "measured by rapl" if host == "rapl" else "estimated-cpu"
+    gpu = next((name for name in GPU_ORDER if by_name[name].available), None)
+    if gpu is not None:
+        beside = "its host by rapl (added)" if host == "rapl" else "its host's CPU estimated beside it (not added)"
+        lines.append(f"energy for device=cuda: GPU measured by {gpu}; {beside}")
+    for device, skipped in (
+        ("cuda", [*GPU_ORDER, *HOST_ORDER[: HOST_ORDER.index(host)]]),
+        ("cpu", list(HOST_ORDER[: HOST_ORDER.index(host)])),
+    ):
+        if device == "cuda" and gpu is not None:
+            continue
+        if host == "estimate":
             why = " and ".join(skipped)
             lines.append(
                 f"energy for device={device}: estimated-cpu -- energy is ESTIMATED, not measured, "
                 f"because {why} {'is' if len(skipped) == 1 else 'are'} unavailable (see above)"
             )
         else:
-            lines.append(f"energy for device={device}: measured by {chosen}")
+            lines.append(f"energy for device={device}: {host_says}")
     return lines

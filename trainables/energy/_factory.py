@@ -18,6 +18,10 @@ from ._rapl import DEFAULT_RAPL_ROOT, RaplMeter, _ZoneCounter, find_zones
 from ._sampler import PowerSampler
 
 BACKENDS = ("auto", "nvml", "rapl", "estimate")
+# The one order of preference: make_meter's auto choice, the doctor and the idle measurement follow it. A GPU
+# trial's GPU is measured by the first, its host by the first that measures a CPU.
+GPU_ORDER = ("nvml",)
+HOST_ORDER = ("rapl", "estimate")
 # why 0.1 s: 10 Hz resolves the 1 s power average of recent GPUs and costs ~nothing.
 DEFAULT_SAMPLE_INTERVAL_S = 0.1
 

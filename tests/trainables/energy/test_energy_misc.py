@@ -173,7 +173,10 @@ def test_doctor_reports_working_backends(fake_nvml: Any, make_gpu: Any, fake_rap
     assert f"{UUID_B}: MIG enabled" in lines[0]
     assert "driver 580.65.06" in lines[0]
     assert lines[1] == "energy rapl     ok: readable zones: intel-rapl:0 (package-0)"
-    assert lines[-2:] == ["energy for device=cuda: measured by nvml", "energy for device=cpu: measured by rapl"]
+    assert lines[-2:] == [
+        "energy for device=cuda: GPU measured by nvml; its host by rapl (added)",
+        "energy for device=cpu: measured by rapl",
+    ]
 
 
 def test_doctor_permission_line_names_the_fix(fake_nvml: Any, fake_rapl: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -208,6 +208,7 @@ def _fit(
     from ray import tune
 
     from orchestrator.budget import EnergyBudget
+    from orchestrator.limiter import follow_cluster
     from orchestrator.recorder import RunRecorder
     from orchestrator.search import make_scheduler, make_search
     from orchestrator.storage import MirrorCallback
@@ -236,10 +237,10 @@ def _fit(
     tuner = tune.Tuner(
         _trainable(spec, resources, idle, splits),
         tune_config=tune.TuneConfig(
-            search_alg=search,
+            # why not max_concurrent_trials: that is fixed at the start; this follows nodes that join or leave
+            search_alg=follow_cluster(search, spec, slots),
             scheduler=scheduler,
             num_samples=spec.num_samples,
-            max_concurrent_trials=slots,
             trial_dirname_creator=_trial_dirname,
             # why: without it every trial is a new actor, i.e. a new worker process that imports torch, loads
             # the data and warms up the FLOPs counter again (~5 s on 2 busy cores, as long as a short trial);

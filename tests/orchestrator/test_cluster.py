@@ -14,7 +14,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.ray_nodes import free_port, kill_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
@@ -35,12 +36,6 @@ space:
 sampler: {{kind: random, seed: 0}}
 num_samples: 4
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 TOKEN = secrets.token_hex(32)
@@ -57,18 +52,12 @@ def _env() -> dict[str, str]:
 
 def _stop_cluster(port: int, dash: int, *temp_dirs: str) -> None:
     """Kill only this cluster's processes (`ray stop` would kill every Ray on the machine)."""
-    out = subprocess.run(["ps", "-eww", "-o", "pid,args"], capture_output=True, text=True).stdout
-    marks = (f":{port}", f"={port}", f":{dash}", f"={dash}", *temp_dirs)
-    for line in out.splitlines()[1:]:
-        pid, _, args = line.strip().partition(" ")
-        if any(m in args for m in marks) and int(pid) != os.getpid():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
+    kill_processes(f":{port}", f"={port}", f":{dash}", f"={dash}", *temp_dirs)
 
 
 @pytest.fixture()
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int, str]]:
-    port, dash = _free_port(), _free_port()
+    port, dash = free_port(), free_port()
     head_tmp, worker_tmp = str(tmp_path_factory.mktemp("head_node")), str(tmp_path_factory.mktemp("worker_node"))
     env = _env()
     head = [
@@ -81,7 +70,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int
         f"--dashboard-port={dash}",
         "--include-dashboard=true",
         "--dashboard-host=127.0.0.1",
-        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
         f"--temp-dir={head_tmp}",
     ]
     # why: two nodes on one machine need their own agent ports (the default 52365 would clash)
@@ -92,7 +81,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int
         f"--address=127.0.0.1:{port}",
         "--num-cpus=1",
         '--resources={"node_worker": 1}',
-        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
         f"--temp-dir={worker_tmp}",
     ]
     try:

@@ -7,13 +7,10 @@ the sweep must ask for one GPU per trial, two at a time, and run its trials on t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +32,7 @@ from orchestrator.cluster_shape import (
     size_trials,
 )
 from search_spaces import SpecError, parse_spec
+from tests.fixtures.ray_nodes import free_port, kill_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
@@ -266,12 +264,6 @@ energy: {{idle_baseline_s: 0}}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(address: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAY_ADDRESS=address, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN)
@@ -311,16 +303,6 @@ def _fake_cluster_config(gcs_address: str) -> dict[str, Any]:
     }
 
 
-def _stop_cluster(*marks: str) -> None:
-    """Kill only this cluster's processes (`ray stop`, which AutoscalingCluster runs, kills every Ray here)."""
-    out = subprocess.run(["ps", "-eww", "-o", "pid,args"], capture_output=True, text=True).stdout
-    for line in out.splitlines()[1:]:
-        pid, _, args = line.strip().partition(" ")
-        if any(m in args for m in marks) and int(pid) != os.getpid():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def autoscaling_cluster() -> Iterator[str]:
     """Ray's fake multi-node autoscaler, started as ``AutoscalingCluster.start`` does (``ray start --head
@@ -330,7 +312,7 @@ def autoscaling_cluster() -> Iterator[str]:
 
     # why not tmp_path: Ray's socket paths under it would pass the 107-byte limit of a Unix socket's name
     tmp = Path(tempfile.mkdtemp(prefix="ws-fake-"))
-    port = _free_port()
+    port = free_port()
     address = f"{get_node_ip_address()}:{port}"
     config = tmp / "autoscaling.json"
     config.write_text(json.dumps(_fake_cluster_config(address)))
@@ -344,9 +326,9 @@ def autoscaling_cluster() -> Iterator[str]:
         f"--autoscaling-config={config}",
         "--num-cpus=0",
         "--include-dashboard=false",
-        f"--dashboard-port={_free_port()}",
-        f"--dashboard-agent-listen-port={_free_port()}",
-        f"--ray-client-server-port={_free_port()}",
+        f"--dashboard-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--ray-client-server-port={free_port()}",
         f"--temp-dir={tmp}",
     ]
     try:
@@ -354,7 +336,7 @@ def autoscaling_cluster() -> Iterator[str]:
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         yield address
     finally:
-        _stop_cluster(f":{port}", f"={port}", str(tmp))
+        kill_processes(f":{port}", f"={port}", str(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -8,13 +8,10 @@ processes; what they are billed for the GPU must add up to what the device used 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.ray_nodes import free_port, kill_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_NVML = ROOT / "tests" / "fixtures" / "fake_nvml"
@@ -42,12 +41,6 @@ num_samples: 2
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(ledger: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = os.pathsep.join([str(FAKE_NVML), str(ROOT)])
@@ -61,7 +54,7 @@ def _env(ledger: Path) -> dict[str, str]:
 @pytest.fixture()
 def gpu_node(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     # why a short temp dir: Ray's socket paths live under it, and a Unix socket path has at most 107 characters
-    port, temp = _free_port(), tempfile.mkdtemp(prefix="ws-gpu-")
+    port, temp = free_port(), tempfile.mkdtemp(prefix="ws-gpu-")
     env = _env(tmp_path / "ledger")
     head = [RAY, "start", "--head", "--num-cpus=2", "--num-gpus=1", f"--port={port}", f"--temp-dir={temp}"]
     head += ["--include-dashboard=false", "--disable-usage-stats"]
@@ -69,12 +62,7 @@ def gpu_node(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         subprocess.run(head, env=env, check=True, capture_output=True, timeout=120)
         yield f"127.0.0.1:{port}", env
     finally:
-        out = subprocess.run(["ps", "-eww", "-o", "pid,args"], capture_output=True, text=True).stdout
-        for line in out.splitlines()[1:]:
-            pid, _, args = line.strip().partition(" ")
-            if (f":{port}" in args or f"={port}" in args or temp in args) and int(pid) != os.getpid():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
+        kill_processes(f":{port}", f"={port}", temp)
         shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # why: runnable as a script from any directory
 
-from reports.rundir import read_run
+from rundir import read_run
 from search_spaces import SweepSpec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reports import pareto
 from reports.build import report_from_tables
-from reports.rundir import REPORT_DIR, read_run
 from reports.table import build_tables
+from rundir import REPORT_DIR, read_run
 
 _LINE = (
     '{{"epoch": {e}, "accuracy": {a:.5f}, "test_accuracy": {ta:.5f}, "loss": {lo:.5f}, "val_loss": {vl:.5f}, '

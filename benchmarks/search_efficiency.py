@@ -50,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # why: runnable as a script from any directory
 
 from reports.pareto import hypervolume, pareto_front_mask
-from reports.rundir import read_run
+from rundir import read_run
 from search_spaces import SweepSpec, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -163,7 +163,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from reports import build_report
-    from reports.rundir import NotARunError
+    from rundir import NotARunError
 
     if "://" in args.run_dir:
         from orchestrator.storage import report_remote

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
+from rundir.manifest import RunManifest
 from search_spaces import SweepSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -37,28 +37,36 @@ def versions() -> dict[str, str]:
     return out
 
 
-def manifest(spec: SweepSpec, run_dir: Path) -> dict[str, Any]:
-    """What the run directory records about the sweep (config, seed, versions, git revision)."""
-    return {
-        "name": spec.name,
-        "spec_path": spec.source,
-        "spec": dict(spec.raw),
-        "description": spec.description,
-        "trainable": spec.trainable_ref,
-        "dataset": spec.dataset.to_dict() if spec.dataset is not None else None,
-        "objectives": [asdict(o) for o in spec.objectives],
-        "num_samples": spec.num_samples,
-        "max_epochs": spec.max_epochs,
-        "sampler": asdict(spec.sampler),
-        "status": "running",
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "finished_at": None,
-        "git_rev": git_rev(),
-        "versions": versions(),
-        "host": {"hostname": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "carbon": {k: v for k, v in (("grid_g_per_kwh", spec.energy.grid_g_per_kwh), ("pue", spec.energy.pue)) if v},
-        "command": sys.argv,
-    }
+def manifest(spec: SweepSpec, run_dir: Path) -> RunManifest:
+    """What the run directory records about the sweep: the spec as written and every CLI override (so that
+    ``resume`` runs by the same settings), config, seed, versions, git revision."""
+    return RunManifest(
+        name=spec.name,
+        spec=dict(spec.raw),
+        overrides=dict(spec.overrides),
+        status="running",
+        created_at=now(),
+        finished_at=None,
+        facts={
+            "spec_path": spec.source,
+            "description": spec.description,
+            "trainable": spec.trainable_ref,
+            "dataset": spec.dataset.to_dict() if spec.dataset is not None else None,
+            "objectives": [asdict(o) for o in spec.objectives],
+            "num_samples": spec.num_samples,
+            "max_epochs": spec.max_epochs,
+            "sampler": asdict(spec.sampler),
+            "energy": asdict(spec.energy),
+            "tensorboard": spec.tensorboard,
+            "git_rev": git_rev(),
+            "versions": versions(),
+            "host": {"hostname": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()},
+            "carbon": {
+                k: v for k, v in (("grid_g_per_kwh", spec.energy.grid_g_per_kwh), ("pue", spec.energy.pue)) if v
+            },
+            "command": sys.argv,
+        },
+    )
 
 
 def now() -> str:

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from reports.rundir import RunWriter
+from rundir import RunWriter
 from search_spaces import SpecError, SweepSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pyarrow.fs
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from reports.rundir import RunWriter, end_state
+from rundir import RunWriter, end_state
 from trainables import metrics as M
 
 ORPHANED = "orphaned: started just before the driver died, after Tune's last snapshot; never resumed"
@@ -74,7 +74,7 @@ class RunRecorder(Callback):
         if self._loaded:
             return
         self._loaded = True
-        from reports.rundir import read_run
+        from rundir import read_run
 
         for trial in trials:
             if trial.status == Trial.PENDING:

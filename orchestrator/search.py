@@ -12,7 +12,7 @@ import optuna
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from reports.rundir import end_state, optuna_storage
+from rundir import end_state, optuna_storage
 from search_spaces import Param, SweepSpec
 from trainables.config import TrialConfig
 from trainables.metrics import BUDGET_EPOCHS, ENERGY_J, EPOCH
@@ -209,7 +209,7 @@ class HonestOptunaSearch(OptunaSearch):
     why: Ray's OptunaSearch reports a trial stopped early, or one that failed
     after reporting some epochs, as COMPLETE with its last (cheap, inaccurate)
     values, which floods the front with trials that never ran their budget.
-    Here the run directory's rule (``reports.rundir.end_state``): failed -> FAIL, stopped before its epoch
+    Here the run directory's rule (``rundir.end_state``): failed -> FAIL, stopped before its epoch
     budget -> PRUNED, complete -> COMPLETE.
     """
 
@@ -239,7 +239,7 @@ class HonestOptunaSearch(OptunaSearch):
         if result:
             ot_trial.set_user_attr("epochs_run", epochs_run)
             ot_trial.set_user_attr("energy_j", float(result.get(ENERGY_J, 0.0)))
-        # why one rule (reports.rundir.end_state): the run directory and the study must agree on every trial;
+        # why one rule (rundir.end_state): the run directory and the study must agree on every trial;
         # a trial with no result at all never ran an epoch of its budget
         ended = end_state(error=error or not result, epochs_run=epochs_run, budget_epochs=budget)
         state = _OPTUNA_STATE[ended]

@@ -29,7 +29,7 @@ import pyarrow
 import pyarrow.fs as pafs
 from ray.tune import Callback
 
-from reports.rundir import MANIFEST, TUNE_DIR, is_run_dir
+from rundir import MANIFEST, TUNE_DIR, is_run_dir
 from search_spaces import SpecError
 
 SCHEMES = ("s3", "gs", "gcs", "file")

@@ -17,7 +17,7 @@ from orchestrator.ray_session import (
     stop_ray_and_report,
     trial_resources,
 )
-from reports.rundir import TUNE_DIR, RunWriter, is_run_dir
+from rundir import TUNE_DIR, RunWriter, is_run_dir
 from search_spaces import SpecError, SweepSpec
 from trainables.config import ConfigError, TrialConfig
 from trainables.contract import TrialPlan
@@ -86,7 +86,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
     m = manifest(spec, run_dir)
     if mirror is not None:
         # why: resume downloads into this same directory, which Tune's pickled state (Optuna, recorder) names
-        m["storage"] = {"uri": mirror.remote.uri, "local_dir": str(run_dir)}
+        m = m.with_changes(storage={"uri": mirror.remote.uri, "local_dir": str(run_dir)})
     writer.write_manifest(m)
     try:
         _fit(spec, run_dir, writer, sized, mirror=mirror, splits=prefetch.splits())
@@ -266,16 +266,19 @@ def load_run_spec(run_dir: Path, *, tune_remote: bool = False) -> SweepSpec:
 
     ``tune_remote``: Tune's directory is on remote storage (checked there), not under ``run_dir``.
     """
-    from reports.rundir import MANIFEST
+    from rundir import MANIFEST
+    from rundir.manifest import RunManifest
     from search_spaces import parse_spec
 
     if not is_run_dir(run_dir) or not (tune_remote or (run_dir / TUNE_DIR / "tuner.pkl").is_file()):
         raise SpecError("RUN_DIR", str(run_dir), "a wattsweep run directory (with wattsweep.json and tune/tuner.pkl)")
-    m = json.loads((run_dir / MANIFEST).read_text())
-    spec = parse_spec(m["spec"], source=m.get("spec_path") or str(run_dir))
-    return spec.with_overrides(
-        name=m["name"], num_samples=m["num_samples"], max_epochs=m.get("max_epochs"), seed=m["sampler"]["seed"]
-    )
+    try:
+        m = RunManifest.from_dict(json.loads((run_dir / MANIFEST).read_text()))
+    except (OSError, ValueError) as e:
+        raise SpecError("RUN_DIR", str(run_dir), f"a run whose {MANIFEST} can be read ({e})") from None
+    spec = parse_spec(m.spec, source=str(m.facts.get("spec_path") or run_dir))
+    # why every override: the resumed sweep runs by the settings the first driver used (energy budget, TensorBoard)
+    return spec.with_overrides(**m.overrides)
 
 
 def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:

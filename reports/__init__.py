@@ -1,13 +1,11 @@
 """Reports of a wattsweep run: tidy tables, the accuracy-vs-energy Pareto front, figures, one HTML page.
 
-Reads the run directory only; never imports Ray or torch.
+Reads the run directory only (through ``rundir``, the format it shares with the sweep); never imports Ray or torch.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-
-from reports.rundir import NotARunError, RunRecord, RunWriter, TrialRecord, is_run_dir, read_run
 
 if TYPE_CHECKING:
     from reports.build import build_report, report_from_tables
@@ -23,13 +21,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
-    "NotARunError",
-    "RunRecord",
-    "RunWriter",
-    "TrialRecord",
-    "build_report",
-    "is_run_dir",
-    "read_run",
-    "report_from_tables",
-]
+__all__ = ["build_report", "report_from_tables"]

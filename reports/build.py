@@ -24,7 +24,6 @@ from reports.figures import FigureData, build_figures
 from reports.html import ReportPage, write_pages
 from reports.keys import searched_keys
 from reports.provenance import provenance_summary, provenance_table
-from reports.rundir import REPORT_DIR, RunRecord, read_run
 from reports.summary import (
     TableText,
     model_front_frames,
@@ -35,6 +34,7 @@ from reports.summary import (
     table_text,
 )
 from reports.table import Tables, build_tables, write_tables
+from rundir import REPORT_DIR, RunRecord, read_run
 
 __all__ = ["build_report", "report_from_tables"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports.rundir import TrialRecord
+from rundir import TrialRecord
 from trainables import metrics as m
 
 PROVENANCE_COLUMNS: tuple[str, ...] = (

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from reports.keys import custom_trainable, spec_space
-from reports.rundir import RunRecord, TrialRecord
+from rundir import RunRecord, TrialRecord
 from trainables import metrics as m
 from trainables.config import TrialConfig
 

@@ -106,6 +106,8 @@ class SweepSpec:
     # "package.module:function" of the trainable (the Python API may hand the function itself)
     trainable: str | Callable[..., Any] = BUILTIN
     cost: str | Callable[..., Any] | None = None  # a custom trainable's cost(config) -> float, for the cheap start
+    # the CLI overrides applied (with_overrides), as given: a resumed sweep applies them again to ``raw``
+    overrides: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def is_builtin(self) -> bool:
@@ -154,7 +156,11 @@ class SweepSpec:
         budget = changes.pop("energy_budget", None)
         if budget is not None:
             changes["energy"] = replace(self.energy, budget_j=_num("--energy-budget", budget, positive=True))
-        spec = replace(self, **{k: v for k, v in changes.items() if v is not None})
+        given = {k: v for k, v in {**changes, "seed": seed, "energy_budget": budget}.items() if v is not None}
+        given.pop("energy", None)
+        spec = replace(
+            self, **{k: v for k, v in changes.items() if v is not None}, overrides={**self.overrides, **given}
+        )
         if seed is not None:
             spec = replace(spec, sampler=replace(spec.sampler, seed=_int("--seed", seed, 0)))
         _int("--num-samples", spec.num_samples, 1)

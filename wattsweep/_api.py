@@ -31,8 +31,8 @@ class SweepResult:
     def trials(self) -> pd.DataFrame:
         """Every trial: config, final metrics, state, ``on_front``, ``pareto_rank``, ``knee``."""
         from reports.analysis import analyse_front, objectives_from_manifest
-        from reports.rundir import read_run
         from reports.table import trials_table
+        from rundir import read_run
 
         run = read_run(self.run_dir)
         table, _ = analyse_front(trials_table(run), objectives_from_manifest(run.manifest))
@@ -49,7 +49,7 @@ class SweepResult:
         """The sweep's Optuna study (states, values and parameters of every trial)."""
         import optuna
 
-        from reports.rundir import MANIFEST, optuna_storage
+        from rundir import MANIFEST, optuna_storage
 
         name = _json(self.run_dir / MANIFEST)["name"]
         return optuna.load_study(study_name=name, storage=optuna_storage(self.run_dir))

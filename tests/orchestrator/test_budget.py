@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from reports.rundir import optuna_storage, read_run
+from rundir import optuna_storage, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 NUM_SAMPLES = 6

@@ -19,7 +19,7 @@ import optuna
 import pytest
 
 import wattsweep
-from reports.rundir import read_run
+from rundir import read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = "tests.fixtures.custom_trainable:train"

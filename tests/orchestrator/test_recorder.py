@@ -16,7 +16,7 @@ WARM = textwrap.dedent(
     from pathlib import Path
     from ray.tune.experiment import Trial
     from orchestrator.recorder import RunRecorder
-    from reports.rundir import RunWriter
+    from rundir import RunWriter
 
     w = RunWriter(Path(tempfile.mkdtemp()))
     w.write_manifest({"name": "x"})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 
-from reports.rundir import optuna_storage
+from rundir import optuna_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = """

@@ -25,7 +25,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from orchestrator.storage import Mirror, MirrorCallback, check_remote, is_uri, parse_uri, staging_dir
-from reports.rundir import optuna_storage
+from rundir import optuna_storage
 from search_spaces import SpecError
 
 ROOT = Path(__file__).resolve().parents[2]

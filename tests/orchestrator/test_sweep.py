@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from reports.rundir import optuna_storage
+from rundir import optuna_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "e2e"

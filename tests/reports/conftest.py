@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reports.rundir import MANIFEST as MANIFEST_FILE
-from reports.rundir import RunWriter
+from rundir import MANIFEST as MANIFEST_FILE
+from rundir import RunWriter
 from tests.reports.energy_rigs import Lab, TrialMeter, lab
 from trainables import metrics as m
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports import NotARunError, RunWriter, build_report
+from reports import build_report
 from reports.analysis import analyse_front, energy_info, objectives_from_manifest
 from reports.figures import FigureData
 from reports.figures_front import draw_pareto
-from reports.rundir import read_run
 from reports.table import build_tables
+from rundir import NotARunError, RunWriter, read_run
 from tests.reports.energy_rigs import lab
 
 FILES = {"index.html", "report.md", "pareto.csv", "trials.csv", "trials.parquet", "epochs.parquet"}

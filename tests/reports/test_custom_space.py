@@ -16,13 +16,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from reports import RunWriter, build_report, read_run
+from reports import build_report
 from reports.analysis import analyse_front, energy_info, objectives_from_manifest
 from reports.errors import NO_ERROR, error_summary
 from reports.figures import FigureData
 from reports.figures_keys import draw_key
 from reports.keys import BUILTIN_TRAINABLE, custom_trainable, searched_keys
 from reports.table import CONFIG_COLUMNS, build_tables
+from rundir import RunWriter, read_run
 from tests.reports.conftest import cpu_node
 from tests.reports.energy_rigs import TrialMeter
 

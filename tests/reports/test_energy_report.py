@@ -14,14 +14,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from reports import RunWriter, build_report, read_run
+from reports import build_report
 from reports.analysis import MODEL_FRONT, analyse_front, energy_info, objectives_from_manifest
 from reports.components import components_table, counted
 from reports.figures import FigureData
 from reports.figures_front import draw_pareto
 from reports.provenance import provenance_row, provenance_table
-from reports.rundir import TrialRecord
 from reports.table import build_tables
+from rundir import RunWriter, TrialRecord, read_run
 from tests.reports.conftest import (
     A10G,
     A10G_LIMIT_W,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports.rundir import NotARunError, RunWriter, optuna_storage, read_run
 from reports.table import CONFIG_COLUMNS, build_tables, tidy_column
+from rundir import NotARunError, RunWriter, optuna_storage, read_run
 from trainables.config import TrialConfig
 
 

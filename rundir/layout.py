@@ -1,0 +1,46 @@
+"""The run directory's names and its one rule for how a trial ended (see the package docstring for the layout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+MANIFEST = "wattsweep.json"
+TRIALS_DIR = "trials"
+REPORT_DIR = "report"
+TUNE_DIR = "tune"
+OPTUNA_JOURNAL = "optuna_journal.log"
+OPTUNA_DB = "optuna.db"  # why: the study file of runs made before the journal
+
+TrialState = Literal["running", "complete", "stopped", "failed"]
+TRIAL_STATES: tuple[TrialState, ...] = ("running", "complete", "stopped", "failed")
+
+
+def end_state(*, error: bool, epochs_run: int, budget_epochs: int) -> TrialState:
+    """The one rule for how a trial ended, used by the run directory and the Optuna study alike.
+
+    ``failed``: it raised (after its retries); that includes breaking the trainable contract, e.g. a missing
+    or non-finite objective (``trainables.contract``). ``complete``: it reported its whole epoch budget.
+    ``stopped``: it ended earlier without an error (a scheduler, an energy budget, or the trainable returned).
+    """
+    if error:
+        return "failed"
+    return "complete" if budget_epochs and epochs_run >= budget_epochs else "stopped"
+
+
+def optuna_storage(run_dir: Path | str) -> Any:
+    """The Optuna storage of a run's study, for ``optuna.load_study(study_name=<run name>, storage=...)``.
+
+    A new run's study is the journal file; a run that has only ``optuna.db`` (made before the journal) its SQLite URL.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / OPTUNA_JOURNAL).exists() and (run_dir / OPTUNA_DB).exists():
+        return f"sqlite:///{(run_dir / OPTUNA_DB).resolve()}"
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str((run_dir / OPTUNA_JOURNAL).resolve())))
+
+
+class NotARunError(ValueError):
+    """The path is not a wattsweep run directory."""

@@ -17,7 +17,8 @@ from orchestrator.ray_session import (
     stop_ray_and_report,
     trial_resources,
 )
-from rundir import TUNE_DIR, RunWriter, is_run_dir
+from rundir import MANIFEST, REPORT_DIR, TUNE_DIR, RunWriter, is_run_dir
+from rundir.writer import RunLock, RunLockedError
 from search_spaces import SpecError, SweepSpec
 from trainables.config import ConfigError, TrialConfig
 from trainables.contract import TrialPlan
@@ -83,6 +84,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         stop_ray(mirror)
         raise
     writer = RunWriter(run_dir)
+    lock = _lock_or_exit(run_dir, mirror)
     m = manifest(spec, run_dir)
     if mirror is not None:
         # why: resume downloads into this same directory, which Tune's pickled state (Optuna, recorder) names
@@ -95,9 +97,25 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         writer.update_manifest(status="interrupted")
         print("interrupted: writing the report of the trials so far", flush=True)
     except BaseException:
+        writer.update_manifest(status="failed")  # why: a run must never say "running" after its driver ended
         stop_ray(mirror)
+        lock.release()
         raise
-    return stop_ray_and_report(run_dir, mirror)
+    try:
+        return stop_ray_and_report(run_dir, mirror)
+    finally:
+        lock.release()
+
+
+def _lock_or_exit(run_dir: Path, mirror: Any = None) -> RunLock:
+    """This driver's lock on the run directory; a second driver on it is a bad RUN_DIR (exit 2)."""
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except RunLockedError as e:
+        stop_ray(mirror)
+        raise SpecError("RUN_DIR", str(run_dir), f"a run no other driver is running ({e})") from None
+    return lock
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -266,7 +284,6 @@ def load_run_spec(run_dir: Path, *, tune_remote: bool = False) -> SweepSpec:
 
     ``tune_remote``: Tune's directory is on remote storage (checked there), not under ``run_dir``.
     """
-    from rundir import MANIFEST
     from rundir.manifest import RunManifest
     from search_spaces import parse_spec
 
@@ -298,12 +315,23 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
         run_dir = Path(run_dir).resolve()
         tune_path = str(run_dir / TUNE_DIR)
     spec = load_run_spec(run_dir, tune_remote=mirror is not None)
+    lock = _lock_or_exit(run_dir)
+    status = json.loads((run_dir / MANIFEST).read_text()).get("status")
+    if status == "finished":
+        # why: resuming a finished run must change nothing (not its finished_at, nor the bill's wall time)
+        lock.release()
+        print(f"wattsweep: {spec.name!r} already finished; nothing to resume (report: {run_dir / REPORT_DIR})")
+        return run_dir / REPORT_DIR
     writer = RunWriter(run_dir)
     prefetch = _Prefetch(spec)
-    init_ray_or_exit(address, writer)
+    try:
+        init_ray_or_exit(address, writer)
+    except BaseException:
+        lock.release()
+        raise
     try:
         resources, _ = trial_resources(spec)
-        idle = json.loads((run_dir / "wattsweep.json").read_text()).get("idle_power_w") or {}
+        idle = json.loads((run_dir / MANIFEST).read_text()).get("idle_power_w") or {}
         print(f"wattsweep: resuming {spec.name!r} from {run_dir}", flush=True)
         writer.update_manifest(status="running")
         tuner = tune.Tuner.restore(
@@ -314,7 +342,15 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
         )
         tuner.fit()
         writer.update_manifest(status="finished", finished_at=now())
+    except KeyboardInterrupt:
+        writer.update_manifest(status="interrupted")
+        print("interrupted: writing the report of the trials so far", flush=True)
     except BaseException:
+        writer.update_manifest(status="failed")  # why: a run must never say "running" after its driver ended
         stop_ray(mirror)
+        lock.release()
         raise
-    return stop_ray_and_report(run_dir, mirror)
+    try:
+        return stop_ray_and_report(run_dir, mirror)
+    finally:
+        lock.release()

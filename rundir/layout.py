@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 MANIFEST = "wattsweep.json"
+LOCK = "wattsweep.lock"  # the driver holding the run: host and pid (rundir.writer.RunLock)
+EPOCHS = "epochs.jsonl"  # per trial, under TRIALS_DIR/<trial_id>/
 TRIALS_DIR = "trials"
 REPORT_DIR = "report"
 TUNE_DIR = "tune"

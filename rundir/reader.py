@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rundir.layout import MANIFEST, TRIAL_STATES, TRIALS_DIR, NotARunError, TrialState
+from rundir.layout import EPOCHS, MANIFEST, TRIAL_STATES, TRIALS_DIR, NotARunError, TrialState
 
 
 @dataclass
@@ -37,6 +37,7 @@ class RunRecord:
     run_dir: Path
     manifest: dict[str, Any]
     trials: list[TrialRecord] = field(default_factory=list)
+    manifest_problem: str | None = None  # why the manifest could not be read (the trials still could)
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
@@ -45,19 +46,35 @@ def is_run_dir(path: str | os.PathLike[str]) -> bool:
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
-    """Read a run directory (finished or not). Raises NotARunError naming the path."""
+    """Read a run directory (finished or not). Raises NotARunError naming the path.
+
+    A run whose manifest is missing or unreadable but that has trial records still reads: its ``manifest`` is
+    ``{}`` and ``manifest_problem`` says why, so that a partial report can be drawn from the trials.
+    """
     root = Path(run_dir)
     if not root.exists():
         raise NotARunError(f"run directory {str(root)!r} does not exist")
-    if not is_run_dir(root):
-        raise NotARunError(f"{str(root)!r} is not a wattsweep run (no {MANIFEST} in it)")
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise NotARunError(f"{str(root / MANIFEST)!r} is unreadable: {e}") from e
     trials_root = root / TRIALS_DIR
+    problem = None
+    manifest: dict[str, Any] = {}
+    if not is_run_dir(root):
+        if not trials_root.is_dir():
+            raise NotARunError(f"{str(root)!r} is not a wattsweep run (no {MANIFEST} in it)")
+        problem = f"{MANIFEST} is missing"
+    else:
+        try:
+            raw = json.loads((root / MANIFEST).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            if not trials_root.is_dir():
+                raise NotARunError(f"{str(root / MANIFEST)!r} is unreadable: {e}") from e
+            problem = f"{MANIFEST} is unreadable ({e})"
+        else:
+            if isinstance(raw, dict):
+                manifest = raw
+            else:
+                problem = f"{MANIFEST} holds a {type(raw).__name__}, not a JSON object"
     trials = [_read_trial(d) for d in sorted(trials_root.iterdir()) if d.is_dir()] if trials_root.is_dir() else []
-    return RunRecord(run_dir=root, manifest=manifest, trials=trials)
+    return RunRecord(run_dir=root, manifest=manifest, trials=trials, manifest_problem=problem)
 
 
 def _read_trial(d: Path) -> TrialRecord:
@@ -72,7 +89,7 @@ def _read_trial(d: Path) -> TrialRecord:
         problems.append(f"config.json: {e}")
     epochs: list[dict[str, Any]] = []
     try:
-        epochs = _read_epochs(d / "epochs.jsonl", problems)
+        epochs = _read_epochs(d / EPOCHS, problems)
     except OSError as e:
         problems.append(f"epochs.jsonl: {e}")
     state: TrialState = "running"
@@ -106,7 +123,13 @@ def _read_trial(d: Path) -> TrialRecord:
 def _read_epochs(path: Path, problems: list[str]) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines and not text.endswith("\n"):
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()  # why: a torn last record (its driver was killed mid-write); the writer cuts it off next time
     # why: one json.loads per file instead of one per line makes reading 10k-trial runs ~3x faster;
     # the checks below send anything odd (a bad line, two objects on a line) to the careful path
     try:

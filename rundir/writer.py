@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rundir.layout import MANIFEST, TRIALS_DIR, TrialState
+from rundir.layout import EPOCHS, LOCK, MANIFEST, TRIALS_DIR, TrialState
 from rundir.manifest import RunManifest
 
 
@@ -27,6 +29,59 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     return str(obj)
+
+
+def repair_torn_tail(fd: int) -> int:
+    """Cut an unterminated last line off the open file ``fd`` (a record a killed writer left half-written); the
+    number of bytes cut. Records end in a newline, so anything after the last one is a torn record."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return 0
+    keep = size
+    while keep > 0:  # why backwards in blocks: a torn record is at most one line, the file may be large
+        start = max(0, keep - 65536)
+        block = os.pread(fd, keep - start, start)
+        nl = block.rfind(b"\n")
+        if nl >= 0:
+            keep = start + nl + 1
+            break
+        keep = start
+    os.ftruncate(fd, keep)
+    return size - keep
+
+
+class RunLockedError(RuntimeError):
+    """Another driver holds this run directory."""
+
+
+class RunLock:
+    """One driver per run directory: an exclusive ``flock`` on ``wattsweep.lock`` for the driver's life, the file
+    naming its host and pid. A second driver is refused with that name; a lock whose process died is free (the
+    kernel releases a dead process's ``flock``)."""
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(run_dir) / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise RunLockedError naming the driver that holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunLockedError(f"{holder} is already driving this run") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"driver {socket.gethostname()} pid {os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 class RunWriter:
@@ -60,10 +115,17 @@ class RunWriter:
             self.set_state(trial_id, "running", epochs_run=0, budget_epochs=budget_epochs)
 
     def append_epoch(self, trial_id: str, metrics: Mapping[str, Any]) -> None:
+        """Append one epoch record, whole or not at all: one ``write`` of the line and its newline, after cutting
+        off a torn last line a killed driver left (it would otherwise be glued to this record, and the trial
+        would become unreadable)."""
         d = self._trial_dir(trial_id)
-        line = json.dumps(dict(metrics), default=_json_default)
-        with open(d / "epochs.jsonl", "a") as f:
-            f.write(line + "\n")
+        data = (json.dumps(dict(metrics), default=_json_default) + "\n").encode()
+        fd = os.open(d / EPOCHS, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            repair_torn_tail(fd)
+            os.write(fd, data)
+        finally:
+            os.close(fd)
 
     def set_state(
         self,

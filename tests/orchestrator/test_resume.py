@@ -93,6 +93,37 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
     # anything else in the study is a suggestion the dead driver made but never launched, marked as such
     assert all("orphaned" in t.user_attrs for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
 
+    # resuming the finished run changes nothing, and says so
+    manifest_before = (run_dir / "wattsweep.json").read_bytes()
+    again = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "resume", str(run_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0 and "already finished; nothing to resume" in again.stdout, again.stderr[-2000:]
+    assert (run_dir / "wattsweep.json").read_bytes() == manifest_before
+
+    # a second driver on a run that one drives is refused, naming the holder
+    from rundir.writer import RunLock
+
+    lock = RunLock(run_dir)
+    lock.acquire()
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "resume", str(run_dir)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        lock.release()
+    assert second.returncode == 2 and f"pid {os.getpid()} is already driving this run" in second.stderr, second.stderr
+
 
 def test_kill_driver_then_resume(tmp_path: Path) -> None:
     # the kill lands wherever the driver happens to be: after a trial just ended and the next one started

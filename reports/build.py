@@ -23,6 +23,7 @@ from reports.errors import failed_trials, summarised
 from reports.figures import FigureData, build_figures
 from reports.html import ReportPage, write_pages
 from reports.keys import searched_keys
+from reports.output import report_dir, write_csv
 from reports.provenance import provenance_summary, provenance_table
 from reports.summary import (
     TableText,
@@ -79,16 +80,16 @@ def report_from_tables(
 
     Split from build_report so a benchmark can time the report without the run directory's reading.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    report_dir(out_dir)
     objectives = analysis.objectives_from_manifest(manifest)
     provenance = provenance_table(run.trials if run is not None else [])
-    provenance.to_csv(out_dir / "provenance.csv", index=False)
+    write_csv(provenance, out_dir / "provenance.csv")
     trials, front = analysis.analyse_front(with_gpu_models(tables.trials, provenance), objectives)
     energy = analysis.energy_info(trials)
     carbon = analysis.carbon_estimate(manifest, trials)
     write_tables(dataclasses.replace(tables, trials=trials), out_dir)
     pareto = pareto_frame(trials, front, tables.columns)
-    pareto.to_csv(out_dir / "pareto.csv", index=False)
+    write_csv(pareto, out_dir / "pareto.csv")
     components = components_table(trials)
     models = gpu_models(trials)
     hardware = hardware_text(trials, models)
@@ -127,7 +128,9 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
 
     Writes ``index.html`` (self-contained), ``report.md``, ``pareto.csv``, ``trials.csv``, ``provenance.csv``
     (each trial's energy provenance, one row per trial that recorded it), ``trials.parquet`` and
-    ``epochs.parquet``. Works on unfinished runs (a snapshot) and without Ray or torch.
+    ``epochs.parquet``. Works on unfinished runs (a snapshot) and without Ray or torch. Links planted in the
+    run's ``report/`` are replaced, never written through; CSV cells that would run as formulas are
+    neutralised (see ``reports.output``).
     Raises ``NotARunError`` naming the path when ``run_dir`` is missing or not a wattsweep run.
     """
     run = read_run(run_dir)

@@ -3,7 +3,8 @@
 index.html: autoescape is on, so every string from a config, a trial id or the
 manifest is HTML-escaped; the only markup not from the template is the base64
 PNG data URI of each figure. report.md: every printed value is escaped for
-Markdown tables (``|``) and for the HTML some Markdown renderers pass through.
+Markdown tables (``|``), for links and images (``[``, ``]``, bare addresses)
+and for the HTML some Markdown renderers pass through (see md_escape).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +23,13 @@ import markupsafe
 
 from reports.errors import FailedTrial
 from reports.figures import RenderedFigure
+from reports.output import write_text
 from reports.summary import TableText
 
 TEMPLATES = Path(__file__).parent / "templates"
+_MD_ESCAPES = str.maketrans({"|": "\\|", "[": "\\[", "]": "\\]"})
+# the ':' of '://' and the '.' of 'www.': GitHub's autolink extension makes links of these without brackets
+_BARE_ADDRESS = re.compile(r"(?i)(?<=[a-z0-9]):(?=//)|\bwww\.")
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,16 @@ def render_html(page: ReportPage) -> str:
 
 
 def md_escape(value: Any) -> str:
-    """A value as Markdown table text: pipes and HTML special characters escaped, one line."""
+    """A value as Markdown text that renders as itself, on one line: HTML special characters, pipes (tables),
+    brackets (links, images) and bare addresses (which GitHub's Markdown links) escaped.
+
+    Every value report.md prints passes through here (the template's ``finalize``)."""
     if value is None:
         return ""
-    text = html.escape(str(value), quote=False)
-    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    # why backslashes first: a backslash in a value must not turn one of our escapes back into markup
+    text = html.escape(str(value), quote=False).replace("\\", "\\\\").translate(_MD_ESCAPES)
+    text = _BARE_ADDRESS.sub(lambda m: m.group(0)[:-1] + "\\" + m.group(0)[-1], text)
+    return text.replace("\r", " ").replace("\n", " ")
 
 
 def render_markdown(page: ReportPage) -> str:
@@ -94,7 +105,7 @@ def render_markdown(page: ReportPage) -> str:
 
 def write_pages(page: ReportPage, out_dir: Path) -> Mapping[str, Path]:
     """Write index.html and report.md into ``out_dir``; return their paths by name."""
-    paths = {"index.html": out_dir / "index.html", "report.md": out_dir / "report.md"}
-    paths["index.html"].write_text(render_html(page), encoding="utf-8")
-    paths["report.md"].write_text(render_markdown(page), encoding="utf-8")
-    return paths
+    return {
+        "index.html": write_text(out_dir / "index.html", render_html(page)),
+        "report.md": write_text(out_dir / "report.md", render_markdown(page)),
+    }

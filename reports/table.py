@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from reports.keys import custom_trainable, spec_space
+from reports.output import report_dir, write_csv, write_parquet
 from rundir import RunRecord, TrialRecord
 from trainables import metrics as m
 from trainables.config import TrialConfig
@@ -219,9 +220,9 @@ def build_tables(run: RunRecord) -> Tables:
 
 def write_tables(tables: Tables, out_dir: Path) -> list[Path]:
     """Write ``trials.csv``, ``trials.parquet`` and ``epochs.parquet`` into ``out_dir``; return their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "trials.csv", out_dir / "trials.parquet", out_dir / "epochs.parquet"]
-    tables.trials.to_csv(paths[0], index=False)
-    tables.trials.to_parquet(paths[1], index=False)
-    tables.epochs.to_parquet(paths[2], index=False)
-    return paths
+    report_dir(out_dir)
+    return [
+        write_csv(tables.trials, out_dir / "trials.csv"),
+        write_parquet(tables.trials, out_dir / "trials.parquet"),
+        write_parquet(tables.epochs, out_dir / "epochs.parquet"),
+    ]

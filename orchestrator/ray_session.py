@@ -152,6 +152,7 @@ def stop_ray_and_report(run_dir: Path, mirror: Any = None) -> Path:
         try:
             mirror.push()
         except OSError as e:
-            raise RunError(f"could not copy the run to {mirror.remote.uri} ({e}); it is complete in {run_dir}") from e
-        print(f"wattsweep: run stored at {mirror.remote.uri}", flush=True)
+            where = mirror.remote.display_uri
+            raise RunError(f"could not copy the run to {where} ({e}); it is complete in {run_dir}") from e
+        print(f"wattsweep: run stored at {mirror.remote.display_uri}", flush=True)
     return out

@@ -64,6 +64,15 @@ class RunRecorder(Callback):
         self._loaded = False
         self._report_warmed = False
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # why: Tune unpickles the recorder on resume with the first driver's path; the run may have moved since
+        self.__dict__.update(state)
+        from orchestrator.relocate import current
+
+        here = current()
+        if here is not None:
+            self.writer = RunWriter(here)
+
     def _ensure_loaded(self, trials: list[Trial]) -> None:
         """Pick up what an earlier driver of this run wrote (resume), once.
 

@@ -247,12 +247,26 @@ class HonestOptunaSearch(OptunaSearch):
         self.study.tell(ot_trial, values, state=state)
         self._completed_trials.add(trial_id)
 
+    def _reopen_study(self, run_dir: Path) -> None:
+        """The study in ``run_dir``'s own journal: the restored one names the path the first driver wrote, which a
+        moved run no longer has and a copied run shares with its original."""
+        old = self.study
+        storage = optuna_storage(run_dir)
+        study = optuna.load_study(study_name=old.study_name, storage=storage, sampler=old.sampler)
+        self._storage, self._ot_study = storage, study  # type: ignore[assignment]  # why: Ray types it None
+        self._ot_trials = {tid: optuna.trial.Trial(study, t._trial_id) for tid, t in self._ot_trials.items()}
+
     def _metric_names(self) -> list[str]:
         return self.metric if isinstance(self.metric, list) else [self.metric]
 
     def restore(self, checkpoint_path: str) -> None:
         """Restore (on resume), then close Optuna trials the dead driver asked for but Tune never saw."""
         super().restore(checkpoint_path)
+        from orchestrator.relocate import current
+
+        here = current()
+        if here is not None:
+            self._reopen_study(here)
         known = {t._trial_id for t in self._ot_trials.values()}
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if frozen._trial_id not in known:

@@ -88,7 +88,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
     m = manifest(spec, run_dir)
     if mirror is not None:
         # why: resume downloads into this same directory, which Tune's pickled state (Optuna, recorder) names
-        m = m.with_changes(storage={"uri": mirror.remote.uri, "local_dir": str(run_dir)})
+        m = m.with_changes(storage={"uri": mirror.remote.display_uri, "local_dir": str(run_dir)})
     writer.write_manifest(m)
     try:
         _fit(spec, run_dir, writer, sized, mirror=mirror, splits=prefetch.splits())
@@ -305,6 +305,7 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
     """
     from ray import tune
 
+    from orchestrator.relocate import repoint_saved_search, resuming_at
     from orchestrator.storage import fetch_run, is_uri
 
     mirror = None
@@ -334,13 +335,16 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
         idle = json.loads((run_dir / MANIFEST).read_text()).get("idle_power_w") or {}
         print(f"wattsweep: resuming {spec.name!r} from {run_dir}", flush=True)
         writer.update_manifest(status="running")
-        tuner = tune.Tuner.restore(
-            tune_path,
-            _trainable(spec, resources, idle, prefetch.splits()),
-            resume_unfinished=True,
-            resume_errored=False,
-        )
-        tuner.fit()
+        if mirror is None:
+            repoint_saved_search(run_dir / TUNE_DIR, run_dir)
+        with resuming_at(run_dir):  # why: what Tune restores must write here, wherever the run was first written
+            tuner = tune.Tuner.restore(
+                tune_path,
+                _trainable(spec, resources, idle, prefetch.splits()),
+                resume_unfinished=True,
+                resume_errored=False,
+            )
+            tuner.fit()
         writer.update_manifest(status="finished", finished_at=now())
     except KeyboardInterrupt:
         writer.update_manifest(status="interrupted")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,6 +64,10 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
         driver.wait()
     before = _states(run_dir)
     complete_before = {tid for tid, s in before.items() if s["state"] == "complete"}
+    # the run is moved before it is resumed: nothing in it may need its old path
+    first_dir, run_dir = run_dir, tmp_path / "moved" / "r"
+    run_dir.parent.mkdir()
+    shutil.move(first_dir, run_dir)
 
     r = subprocess.run(
         [sys.executable, "-m", "orchestrator", "resume", str(run_dir)],
@@ -86,6 +91,7 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
         epochs = [json.loads(x)["epoch"] for x in (run_dir / "trials" / tid / "epochs.jsonl").read_text().splitlines()]
         assert epochs == list(range(1, 9)), (tid, epochs)  # each epoch recorded once: resumed, not re-run
 
+    assert not first_dir.exists()  # nothing was written to where the run was before it moved
     study = optuna.load_study(study_name="r", storage=optuna_storage(run_dir))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.user_attrs["tune_trial_id"] for t in complete) == sorted(after)

@@ -246,6 +246,9 @@ def test_resume_and_report_from_the_bucket_alone(
     local = Path(manifest["storage"]["local_dir"])
     shutil.rmtree(local)  # why: a new driver (another machine, or a lost disk) has only the bucket
     s3.delete_dir_contents(f"{BUCKET}/runs/{NAME}/report")
+    # the driver died after its last trial, before it could mark the run finished (a finished run is not resumed)
+    with s3.open_output_stream(f"{BUCKET}/runs/{NAME}/wattsweep.json") as f:
+        f.write(json.dumps({**manifest, "status": "running", "finished_at": None}).encode())
 
     r2 = cli("resume", f"s3://{BUCKET}/runs/{NAME}", env=env)
     assert r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-3000:]
@@ -255,6 +258,9 @@ def test_resume_and_report_from_the_bucket_alone(
     study = optuna.load_study(study_name=NAME, storage=optuna_storage(local))
     assert len(study.trials) == 3  # nothing re-run, nothing added
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+    r_again = cli("resume", f"s3://{BUCKET}/runs/{NAME}", env=env)
+    assert r_again.returncode == 0 and "nothing to resume" in r_again.stdout, r_again.stderr[-3000:]
 
     s3.delete_dir_contents(f"{BUCKET}/runs/{NAME}/report")
     r3 = cli("report", f"s3://{BUCKET}/runs/{NAME}", env=env)

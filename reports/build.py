@@ -104,7 +104,7 @@ def report_from_tables(
     page = ReportPage(
         title=str(manifest.get("name", out_dir.parent.name)),
         facts=run_facts(manifest),
-        warning=status_warning(manifest),
+        warning=status_warning(manifest, run.manifest_problem if run is not None else None),
         energy_estimated=energy.estimated,
         energy_statement=energy.statement,
         hardware_warning=hardware if len(models) > 1 else None,

@@ -249,8 +249,13 @@ def run_facts(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in facts if v is not None]
 
 
-def status_warning(manifest: Mapping[str, Any]) -> str | None:
-    """A line to show when the run has not finished cleanly."""
+def status_warning(manifest: Mapping[str, Any], manifest_problem: str | None = None) -> str | None:
+    """A line to show when the run has not finished cleanly, or its manifest could not be read."""
+    if manifest_problem is not None:
+        return (
+            f"Partial report: {manifest_problem}. It is drawn from the trials' own records; the objectives are "
+            "assumed to be the defaults (accuracy max, energy_j min) and the sweep's settings are unknown."
+        )
     status = manifest.get("status")
     if status == "running":
         return "The run is still running (or its driver stopped without saying): this report is a snapshot."

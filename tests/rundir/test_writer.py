@@ -54,3 +54,13 @@ def test_a_run_without_a_readable_manifest_still_reads_its_trials(tmp_path: Path
     run = read_run(tmp_path / "run")
     assert run.manifest == {} and run.manifest_problem is not None and MANIFEST in run.manifest_problem
     assert [t.trial_id for t in run.trials] == ["t1"] and run.trials[0].final["accuracy"] == 0.6
+
+
+def test_a_run_without_its_manifest_still_gets_a_report_that_says_so(tmp_path: Path) -> None:
+    from reports import build_report
+
+    w, _ = _run(tmp_path)
+    w.set_state("t1", "complete", epochs_run=2, budget_epochs=2)
+    (tmp_path / "run" / MANIFEST).unlink()
+    md = (build_report(tmp_path / "run") / "report.md").read_text()
+    assert "Partial report: wattsweep.json is missing" in md and "t1" in md

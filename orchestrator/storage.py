@@ -36,6 +36,7 @@ import pyarrow.fs as pafs
 from ray.tune import Callback
 
 from rundir import MANIFEST, TUNE_DIR, is_run_dir
+from rundir.layout import LOCK
 from search_spaces import SpecError
 
 SCHEMES = ("s3", "gs", "gcs", "file")
@@ -189,8 +190,9 @@ def staging_dir(remote: RemoteDir, *, field: str = "RUN_DIR") -> Path:
 
 
 def _skip(rel: str) -> bool:
-    # why: tune/ is Tune's own (written to the URI directly); *.tmp are half-written atomic writes
-    return rel == TUNE_DIR or rel.startswith(TUNE_DIR + "/") or rel.endswith(".tmp")
+    # why: tune/ is Tune's own (written to the URI directly); *.tmp are half-written atomic writes; the lock
+    # names this machine's driver and means nothing anywhere else
+    return rel in (TUNE_DIR, LOCK) or rel.startswith(TUNE_DIR + "/") or rel.endswith(".tmp")
 
 
 class Mirror:

@@ -18,6 +18,7 @@ from orchestrator.ray_session import (
     trial_resources,
 )
 from rundir import MANIFEST, REPORT_DIR, TUNE_DIR, RunWriter, is_run_dir
+from rundir.trust import is_mine, mark_as_mine
 from rundir.writer import RunLock, RunLockedError
 from search_spaces import SpecError, SweepSpec
 from trainables.config import ConfigError, TrialConfig
@@ -90,6 +91,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         # why: resume downloads into this same directory, which Tune's pickled state (Optuna, recorder) names
         m = m.with_changes(storage={"uri": mirror.remote.display_uri, "local_dir": str(run_dir)})
     writer.write_manifest(m)
+    mark_as_mine(run_dir, m.to_dict())  # why: resume unpickles this run's state; it must know the run is ours
     try:
         _fit(spec, run_dir, writer, sized, mirror=mirror, splits=prefetch.splits())
         writer.update_manifest(status="finished", finished_at=now())
@@ -298,10 +300,11 @@ def load_run_spec(run_dir: Path, *, tune_remote: bool = False) -> SweepSpec:
     return spec.with_overrides(**m.overrides)
 
 
-def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
+def resume_sweep(run_dir: Path | str, *, address: str | None = None, trust: bool = False) -> Path:
     """Continue a sweep whose driver died: finished trials are kept, unfinished ones resume from checkpoints.
 
     ``run_dir`` may be the run's URI on remote storage (s3://BUCKET/PREFIX/NAME): it is downloaded first.
+    ``trust``: resume a run this user did not create here (``rundir.trust``: resuming unpickles its state).
     """
     from ray import tune
 
@@ -316,6 +319,13 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None) -> Path:
         run_dir = Path(run_dir).resolve()
         tune_path = str(run_dir / TUNE_DIR)
     spec = load_run_spec(run_dir, tune_remote=mirror is not None)
+    if not trust and not is_mine(run_dir, json.loads((run_dir / MANIFEST).read_text())):
+        raise SpecError(
+            "RUN_DIR",
+            str(run_dir),
+            "a run this user created on this machine (resume unpickles Tune's saved state, which can run code); "
+            "add --trust to resume one you trust from elsewhere",
+        )
     lock = _lock_or_exit(run_dir)
     status = json.loads((run_dir / MANIFEST).read_text()).get("status")
     if status == "finished":

@@ -68,3 +68,13 @@ def test_one_gpu_model_per_sweep_by_default_each_type_declaring_its_gpu(config: 
         assert res.get("GPU", 0) >= 1 and res.get("CPU", 0) >= 1, name
         models |= {k.split(":", 1)[1] for k in res if k.startswith("accelerator_type:")}
     assert models == {"A10G"}
+
+
+def test_ssh_is_not_open_to_the_world_by_default(config: dict[str, Any]) -> None:
+    ranges = [r["CidrIp"] for p in config["provider"]["security_group"]["IpPermissions"] for r in p["IpRanges"]]
+    assert ranges and "0.0.0.0/0" not in ranges  # the user must put their own range in before `ray up` works
+
+
+def test_the_heads_iam_policy_is_the_autoscalers_actions_not_full_ec2() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "AmazonEC2FullAccess" not in readme and '"ec2:RunInstances"' in readme

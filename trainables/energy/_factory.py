@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ._composite import CompositeMeter
@@ -185,20 +186,36 @@ def measure_idle_power(
         sampler.start(background=False)
     while (left := seconds - (clock() - t_start)) > 0:
         sleep(min(sample_interval_s, left))
-        if sampled:
-            sampler.sample()
+        if sampled and sampler.error is None:
+            try:
+                sampler.sample()
+            except EnergyError as exc:
+                sampler.error = exc  # why: the sampled GPUs lose their baseline below; the rest keep theirs
     elapsed = clock() - t_start
 
+    # why each device on its own: a GPU lost or a RAPL file gone during the measurement costs that device's
+    # baseline (its trials then report dynamic energy = energy), never the sweep
     watts: dict[str, float] = {}
     for uuid, (d, mj0) in counted.items():
-        watts[uuid] = (d.energy_mj() - mj0) / 1000.0 / elapsed
-    if sampled:
+        with _skipped_on_error(f"idle power of GPU {uuid}"):
+            watts[uuid] = (d.energy_mj() - mj0) / 1000.0 / elapsed
+    if sampled and sampler.error is None:  # a sampler that failed has no baseline to give
         t, _ = sampler.series()
         span = t[-1] - t[0]
         for d, e in zip(sampled, sampler.energy_j(), strict=True):
-            watts[d.uuid] = e / span if span > 0 else d.power_mw() / 1000.0
+            with _skipped_on_error(f"idle power of GPU {d.uuid}"):
+                watts[d.uuid] = e / span if span > 0 else d.power_mw() / 1000.0
     for name in ("package", "dram"):
         mine = [z for z in zones if z.zone.name.startswith(name)]
         if mine:
-            watts[f"cpu-{name}"] = math.fsum(z.update() for z in mine) / 1e6 / elapsed
+            with _skipped_on_error(f"idle power of the CPU {name}"):
+                watts[f"cpu-{name}"] = math.fsum(z.update() for z in mine) / 1e6 / elapsed
     return watts
+
+
+@contextlib.contextmanager
+def _skipped_on_error(what: str) -> Iterator[None]:
+    try:
+        yield
+    except EnergyError as exc:
+        warn_once(f"idle:{what}", f"{what} not measured ({exc}); dynamic energy there is all energy")

@@ -263,3 +263,22 @@ def test_a_gpu_lost_mid_trial_hands_over_to_the_next_source_and_the_trial_goes_o
     assert energies == sorted(energies) and energies[-1] > 100.0  # the estimate counts on top of it
     reasons = records[-1]["energy_provenance"]["fallback_reasons"]
     assert any("nvml-counter" in r and "estimated-cpu" in r and "lost" in r.lower() for r in reasons), reasons
+
+
+def test_a_gpu_lost_while_measuring_idle_costs_its_baseline_not_the_sweep(
+    fake_nvml: Any, make_gpu: Any, fake_rapl: Any, clock: Any
+) -> None:
+    lost = make_gpu(UUID_A)
+    lost.counter = lambda: 1_000_000 + int(clock.t * 60_000)
+    fake_nvml(lost, make_gpu(UUID_B, counter_supported=False, power_mw=30_000))
+    fake_rapl.add("intel-rapl:0", "package-0", 0)
+
+    def sleep(dt: float) -> None:
+        clock.sleep(dt)
+        fake_rapl.set("intel-rapl:0", int(clock.t * 20e6))
+        if clock.t > 0.5:
+            lost.lost = True  # GPU A falls off the bus mid-measurement: every query of it raises GpuIsLost
+
+    with pytest.warns(RuntimeWarning, match="not measured"):
+        watts = measure_idle_power(1.0, rapl_root=fake_rapl.root, clock=clock, sleep=sleep)
+    assert UUID_A not in watts and watts["cpu-package"] == pytest.approx(20.0, rel=0.05)

@@ -228,6 +228,7 @@ def _fit(
     from ray import tune
 
     from orchestrator.budget import EnergyBudget
+    from orchestrator.failures import USER_RETRIES, NodeLossIsFree
     from orchestrator.limiter import follow_cluster
     from orchestrator.recorder import RunRecorder
     from orchestrator.search import make_scheduler, make_search
@@ -271,9 +272,11 @@ def _fit(
             name=TUNE_DIR,
             # why: on remote storage Tune writes checkpoints straight to <uri>/<name>/tune from every node
             storage_path=mirror.remote.uri if mirror is not None else str(run_dir),
-            callbacks=[recorder, *_tune_loggers(spec)] + ([MirrorCallback(mirror)] if mirror is not None else []),
+            callbacks=[recorder, NodeLossIsFree(), *_tune_loggers(spec)]
+            + ([MirrorCallback(mirror)] if mirror is not None else []),
             stop=budget,
-            failure_config=tune.FailureConfig(max_failures=2),
+            # why USER_RETRIES with NodeLossIsFree: a trial's own failures count, its node's do not
+            failure_config=tune.FailureConfig(max_failures=USER_RETRIES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=0,
         ),

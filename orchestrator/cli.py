@@ -7,7 +7,6 @@ the field, the bad value and what is allowed; 1 a failure at run time.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import traceback
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from orchestrator.ray_session import check_address
 from orchestrator.sweep import check_data, check_storage
-from search_spaces import DEFAULT_SPEC, SpecError, load_spec, parse_set
+from search_spaces import DEFAULT_SPEC, SpecError, default_run_name, load_spec, parse_set
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -48,14 +47,16 @@ def _positive_float(flag: str) -> type:
     return parse  # type: ignore[return-value]
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-        if v >= 0:
-            return v
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"--seed: got {text!r}; allowed: an integer >= 0")
+def _integer(flag: str) -> type:
+    """An integer; its range is the spec's rule for the value it overrides (``SweepSpec.with_overrides``)."""
+
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: got {text!r}; allowed: an integer") from None
+
+    return parse  # type: ignore[return-value]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(staged locally, mirrored there; Tune's checkpoints go there directly) (default: ./runs)",
     )
     s.add_argument("--address", help="join an existing Ray cluster (e.g. auto); default: start a local one")
-    s.add_argument("--seed", type=_nonneg_int, help="sampler seed (overrides the spec's)")
+    s.add_argument("--seed", type=_integer("--seed"), help="sampler seed, 0 to 2**32 - 1 (overrides the spec's)")
     s.add_argument(
         "--energy-budget",
         type=_positive_float("--energy-budget"),
@@ -126,7 +127,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from orchestrator.sweep import run_sweep
 
     spec = load_spec(args.spec)
-    name = args.name or f"{spec.name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    # why: `--name ''` is a mistake to report (with_overrides refuses it), not a request for the default
+    name = default_run_name(spec.name) if args.name is None else args.name
     spec = spec.with_overrides(
         name=name,
         num_samples=args.num_samples,

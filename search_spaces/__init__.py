@@ -1,6 +1,6 @@
 """Search specs: YAML files in this folder, loaded into frozen, validated objects."""
 
-from search_spaces._check import SpecError
+from search_spaces._check import NAME_MAX, SpecError, default_run_name
 from search_spaces._spec import load_spec, parse_set, parse_spec
 from search_spaces._types import (
     PARAM_KINDS,
@@ -18,6 +18,7 @@ DEFAULT_SPEC = "search_spaces/digits_resnet.yaml"
 
 __all__ = [
     "DEFAULT_SPEC",
+    "NAME_MAX",
     "PARAM_KINDS",
     "SAMPLERS",
     "EnergySettings",
@@ -28,6 +29,7 @@ __all__ = [
     "SchedulerSpec",
     "SpecError",
     "SweepSpec",
+    "default_run_name",
     "load_spec",
     "parse_set",
     "parse_spec",

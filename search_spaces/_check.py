@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from trainables.config import ConfigError
+from trainables.config import SEED_MAX, ConfigError
+
+# why: a run name becomes a directory under the storage, an Optuna study name and an object-store prefix; 100
+# ASCII characters stay far inside every filesystem's 255-byte name limit, with room for the files under it
+NAME_MAX = 100
+_STAMP = "-%Y%m%d-%H%M%S"  # the default run name's suffix: "-" and a UTC timestamp, 16 characters
+_STAMP_LEN = len(dt.datetime(2000, 1, 1).strftime(_STAMP))
+SPEC_NAME_MAX = NAME_MAX - _STAMP_LEN  # why: a spec's name plus the timestamp is the default run name
+# why: each trial trains for at least an epoch; past this Optuna's samplers (every trial reads all earlier ones)
+# and the run directory's per-trial records are the bottleneck, and a typo (1e12) must not start a sweep
+NUM_SAMPLES_MAX = 100_000
 
 
 class SpecError(ConfigError):
     """A spec (or a flag that overrides one) is wrong. Exit code 2."""
 
 
-def _int(field_: str, v: Any, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise SpecError(field_, v, f"an integer >= {minimum}")
+def _int(field_: str, v: Any, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum or (maximum is not None and v > maximum):
+        raise SpecError(field_, v, f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}"))
     return v
+
+
+def _seed(field_: str, v: Any) -> int:
+    """A seed: what numpy and Optuna's samplers accept (``trainables.config.SEED_MAX``)."""
+    return _int(field_, v, 0, SEED_MAX)
 
 
 def _bool(field_: str, v: Any) -> bool:
@@ -25,8 +41,18 @@ def _bool(field_: str, v: Any) -> bool:
     return v
 
 
+def _finite(v: Any) -> bool:
+    """``v`` is a number whose float is finite (an int past float's range, 10**400, is not)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _num(field_: str, v: Any, *, positive: bool = False, minimum: float | None = None) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if not _finite(v):
         raise SpecError(field_, v, "a finite number")
     if positive and v <= 0:
         raise SpecError(field_, v, "a number > 0")
@@ -47,7 +73,20 @@ def _mapping(field_: str, v: Any, allowed_keys: tuple[str, ...] | None = None) -
     return dict(v)
 
 
-def _check_name(field_: str, name: Any) -> str:
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise SpecError(field_, name, "a non-empty name of letters, digits, '-', '_' or '.'")
+def _check_name(field_: str, name: Any, max_len: int = NAME_MAX) -> str:
+    """The one rule for a run's name (and a spec's): it names a directory under the storage, so it can never
+    be ``.``, ``..``, hidden, an option (``-rf``), hold a separator or a control character, or be long."""
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= max_len
+        or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in name)
+        or not name[0].isalnum()
+    ):
+        allowed = f"1 to {max_len} ASCII letters, digits, '-', '_' or '.', starting with a letter or a digit"
+        raise SpecError(field_, name, allowed)
     return name
+
+
+def default_run_name(spec_name: str, now: dt.datetime | None = None) -> str:
+    """``<spec name>-<UTC timestamp>``: the run name when none is given (it always passes ``_check_name``)."""
+    return f"{spec_name}{(now or dt.datetime.now(dt.UTC)).strftime(_STAMP)}"

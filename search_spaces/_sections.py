@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from search_spaces._check import SpecError, _bool, _int, _mapping, _num
+from search_spaces._check import SpecError, _bool, _finite, _int, _mapping, _num, _seed
 from search_spaces._types import (
     PARAM_KINDS,
     SAMPLERS,
@@ -31,6 +31,12 @@ def _check_trial_value(field_: str, key: str, value: Any) -> Any:
     except ConfigError as e:
         raise SpecError(field_, value, e.allowed) from None
 
+
+# why: Optuna stores every parameter value as a float (its internal representation): an int range's ends must
+# be exact there, and numpy draws from it with int64
+INT_RANGE_MAX = 2**53
+# why: the cheap start draws this many candidates for each of its trials, in the driver, before the sweep starts
+CHEAP_START_CANDIDATES_MAX = 1000
 
 # Keys the contract itself reads from any trainable's config (trainables.contract): checked for every trainable.
 CONTRACT_KEYS = ("epochs", "seed", "device")
@@ -80,14 +86,23 @@ def _parse_param(name: str, raw: Any, builtin: bool = True) -> Param:
     high = _check_key_value(f"{where}.high", name, d["high"], builtin)
     if isinstance(low, bool) or not isinstance(low, (int, float)):
         raise SpecError(f"{where}.kind", kind, f"choice (the key {name!r} is not numeric)")
+    for end, v in (("low", low), ("high", high)):
+        if not _finite(v):
+            raise SpecError(f"{where}.{end}", v, "a finite number")
     if low > high:
         raise SpecError(f"{where}.low", low, f"a value <= high ({high}); the range is empty")
     if kind == "loguniform" and low <= 0:
         raise SpecError(f"{where}.low", low, "a number > 0 for a loguniform range")
+    if not _finite(float(high) - float(low)):
+        # why: Optuna and numpy draw low + u * (high - low); a width past float's range is an OverflowError
+        raise SpecError(f"{where}.high", high, f"a number with high - low a finite float (low is {low})")
     step = None
     if kind == "int":
         if not (isinstance(low, int) and isinstance(high, int)):
             raise SpecError(f"{where}.kind", kind, f"uniform or loguniform ({name!r} is not an integer key)")
+        for end, v in (("low", low), ("high", high)):
+            if abs(v) > INT_RANGE_MAX:
+                raise SpecError(f"{where}.{end}", v, "an integer in [-2**53, 2**53] (what Optuna stores exactly)")
         step = _int(f"{where}.step", d.get("step", 1), 1)
     default = d.get("default", low)
     default = _check_key_value(f"{where}.default", name, default, builtin)
@@ -107,7 +122,7 @@ def _parse_objectives(raw: Any, builtin: bool = True) -> tuple[Objective, ...]:
     for i, item in enumerate(raw):
         d = _mapping(f"objectives[{i}]", item, ("metric", "direction"))
         metric = d.get("metric")
-        if builtin and metric not in OBJECTIVE_METRICS:
+        if builtin and (not isinstance(metric, str) or metric not in OBJECTIVE_METRICS):  # why: a list is unhashable
             raise SpecError(f"objectives[{i}].metric", metric, f"one of {list(OBJECTIVE_METRICS)}")
         if not isinstance(metric, str) or not metric.isidentifier():
             measured = list(OBJECTIVE_METRICS)
@@ -129,12 +144,14 @@ def _parse_sampler(raw: Any) -> SamplerSpec:
     kind = d.get("kind", "nsga2")
     if kind not in SAMPLERS:
         raise SpecError("sampler.kind", kind, f"one of {list(SAMPLERS)}")
-    seed = _int("sampler.seed", d.get("seed", 0), 0)
+    seed = _seed("sampler.seed", d.get("seed", 0))
     pop = d.get("population_size")
     if pop is not None:
         pop = _int("sampler.population_size", pop, 2)
     cheap = _int("sampler.cheap_start", d.get("cheap_start", 0), 0)
-    candidates = _int("sampler.cheap_start_candidates", d.get("cheap_start_candidates", 4), 2)
+    candidates = _int(
+        "sampler.cheap_start_candidates", d.get("cheap_start_candidates", 4), 2, CHEAP_START_CANDIDATES_MAX
+    )
     return SamplerSpec(kind, seed, pop, cheap, candidates)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from search_spaces._check import SpecError, _check_name, _int, _num
+from search_spaces._check import NUM_SAMPLES_MAX, SpecError, _check_name, _int, _num, _seed
 from trainables.config import ConfigError, DatasetConfig, TrialConfig, check_compatible
 from trainables.loader import BUILTIN, reference
 
@@ -28,14 +28,21 @@ class Param:
     high: float | int | None = None
     step: int | None = None  # int ranges
 
-    def candidates(self) -> list[Any]:
-        """Values this parameter can take, for combination checks (range ends for continuous kinds)."""
+    def candidates(self) -> Sequence[Any]:
+        """Values this parameter can take, for combination checks (range ends for continuous kinds).
+
+        An int range is a ``range``: never a list, whose size is the range's (0 to 10**12 is a MemoryError)."""
         if self.kind == "choice":
-            return list(self.values)
+            return self.values
         if self.kind == "int":
             assert self.low is not None and self.high is not None
-            return list(range(int(self.low), int(self.high) + 1, self.step or 1))
-        return [self.low, self.high]
+            return range(int(self.low), int(self.high) + 1, self.step or 1)
+        return (self.low, self.high)
+
+    def largest(self) -> Any:
+        """The largest value this parameter can take (without listing an int range's values)."""
+        values = self.candidates()
+        return values[-1] if isinstance(values, range) else max(values)
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,7 @@ class SweepSpec:
         """The most epochs a trial of this sweep runs (the scheduler's maximum budget)."""
         by_name = {p.name: p for p in self.space}
         if "epochs" in by_name:
-            epochs = int(max(by_name["epochs"].candidates()))
+            epochs = int(by_name["epochs"].largest())
         else:
             epochs = int(self.fixed.get("epochs", TrialConfig.epochs if self.is_builtin else 0))
         return min(epochs, self.max_epochs) if self.max_epochs else epochs
@@ -162,8 +169,8 @@ class SweepSpec:
             self, **{k: v for k, v in changes.items() if v is not None}, overrides={**self.overrides, **given}
         )
         if seed is not None:
-            spec = replace(spec, sampler=replace(spec.sampler, seed=_int("--seed", seed, 0)))
-        _int("--num-samples", spec.num_samples, 1)
+            spec = replace(spec, sampler=replace(spec.sampler, seed=_seed("--seed", seed)))
+        _int("--num-samples", spec.num_samples, 1, NUM_SAMPLES_MAX)
         if spec.max_epochs is not None:
             _int("--max-epochs", spec.max_epochs, 1)
         _check_name("--name", spec.name)

@@ -18,7 +18,16 @@ class ConfigError(ValueError):
 
     def __init__(self, field: str, value: Any, allowed: str) -> None:
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: got {value!r}; allowed: {allowed}")
+        super().__init__(f"{field}: got {_shown(value)}; allowed: {allowed}")
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a bad value for a message, cut to 200 characters (a spec may hold a megabyte in one value)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # why: an int past Python's int-to-str digit limit, a deeply nested list
+        return f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
 
 
 MODELS = ("resnet", "ffnn")
@@ -28,6 +37,8 @@ LR_DECAYS = ("none", "cosine", "step", "exponential")
 PRUNE_METHODS = ("unstructured", "structured")
 PRUNE_SCHEDULES = ("cubic", "linear")
 DEVICES = ("auto", "cpu", "cuda")
+# why: numpy's legacy seeding and Optuna's samplers take 0 <= seed < 2**32; one bound for every seed we take
+SEED_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,10 @@ class TrialConfig:
 
 
 _INT_MIN = {"depth": 1, "width": 1, "batch_size": 1, "epochs": 1, "prune_every": 1, "seed": 0}
+# why: beyond these the driver's own work runs away before any trial starts: the cheap start's closed-form cost
+# loops over every layer (depth), pruning lists its steps and Tune's results store epochs as int64 (epochs);
+# the deepest CIFAR ResNet published has 1202 layers
+_INT_MAX = {"depth": 10_000, "epochs": 1_000_000, "seed": SEED_MAX}
 _CHOICES = {
     "model": MODELS,
     "init": INITS,
@@ -93,9 +108,15 @@ def _as_float(key: str, value: Any) -> float:
             value = float(value)
         except ValueError:
             raise ConfigError(key, value, "a finite number") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(key, value, "a finite number")
-    return float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # why: an int past float's range (10**400) is not a finite float
+        v = math.inf
+    if not math.isfinite(v):
+        raise ConfigError(key, value, "a finite number")
+    return v
 
 
 def check_value(key: str, value: Any) -> Any:
@@ -107,8 +128,9 @@ def check_value(key: str, value: Any) -> Any:
     if key in _INT_MIN:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < _INT_MIN[key]:
-            raise ConfigError(key, value, f"an integer >= {_INT_MIN[key]}")
+        lo, hi = _INT_MIN[key], _INT_MAX.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+            raise ConfigError(key, value, f"an integer >= {lo}" + ("" if hi is None else f" and <= {hi}"))
         return value
     if key in ("shortcut", "bn_recalibrate"):
         if not isinstance(value, bool):
@@ -178,8 +200,9 @@ class DatasetConfig:
                 raise ConfigError(f"dataset.{key}", v[key], "a string")
         if "download" in v and not isinstance(v["download"], bool):
             raise ConfigError("dataset.download", v["download"], "true or false")
-        if "split_seed" in v and (isinstance(v["split_seed"], bool) or not isinstance(v["split_seed"], int)):
-            raise ConfigError("dataset.split_seed", v["split_seed"], "an integer")
+        seed = v.get("split_seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+            raise ConfigError("dataset.split_seed", seed, f"an integer >= 0 and <= {SEED_MAX}")
         ms = v.get("max_samples")
         if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int) or ms < 10):
             raise ConfigError("dataset.max_samples", ms, "an integer >= 10, or null")

@@ -36,6 +36,9 @@ DEFAULT_ROOT = "~/.cache/wattsweep/datasets"
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 _SKLEARN = ("digits", "breast_cancer", "wine")
 _SPLIT_FIELDS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+# Rows of each built-in dataset (torchvision's: train and test files pooled); a test checks scikit-learn's.
+# why: check_dataset decides whether the split leaves every part a row without loading the data
+_ROWS = {"digits": 1797, "breast_cancer": 569, "wine": 178, "mnist": 70_000, "fashion_mnist": 70_000, "cifar10": 60_000}
 
 
 class DataError(ConfigError):
@@ -162,13 +165,20 @@ def _read_csv(ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
     gaps = [str(c) for c in features.columns if features[c].isna().any()]
     if gaps or frame[ds.target].isna().any():
         raise DataError("dataset.path", ds.path, f"no missing values; columns with gaps: {gaps or [ds.target]}")
+    with np.errstate(over="ignore"):  # a value past float32's range becomes inf here, refused just below
+        x = features.to_numpy(dtype=np.float32)
+    # why: one inf turns its whole standardised column into NaN, and every trial's loss with it
+    not_finite = [str(c) for c, ok in zip(features.columns, np.isfinite(x).all(axis=0), strict=True) if not ok]
+    if not_finite:
+        allowed = f"finite feature values within float32's range (±3.4e38); not so in columns: {not_finite}"
+        raise DataError("dataset.path", ds.path, allowed)
     labels = frame[ds.target]
     # why: str() on mixed object columns gives one sortable type; numeric labels keep numeric order
     values = labels.to_numpy() if pd.api.types.is_numeric_dtype(labels) else labels.astype(str).to_numpy()
     classes, y = np.unique(values, return_inverse=True)
     if len(classes) < 2:
         raise DataError("dataset.target", ds.target, "a label column with at least 2 classes")
-    return features.to_numpy(dtype=np.float32), y.astype(np.int64)
+    return x, y.astype(np.int64)
 
 
 def _load_raw(ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -185,11 +195,30 @@ def _load_raw(ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
 # --- split and scale -------------------------------------------------------------
 
 
-def split_indices(n: int, ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Disjoint train / val / test row indices, a function of (n, fractions, split_seed) only."""
-    perm = np.random.default_rng(ds.split_seed).permutation(n)
+def split_sizes(n: int, ds: DatasetConfig, field: str) -> tuple[int, int, int]:
+    """Rows of the train / val / test splits of ``n`` rows; DataError naming ``field`` when one would be empty."""
     n_test = max(1, round(n * ds.test_fraction))
     n_val = max(1, round(n * ds.val_fraction))
+    if n - n_val - n_test < 1:
+        allowed = (
+            f"enough rows for a row in each split: {n} rows, val_fraction {ds.val_fraction} and "
+            f"test_fraction {ds.test_fraction} leave {n - n_val - n_test} for training"
+        )
+        raise DataError(field, getattr(ds, field.partition(".")[2]), allowed)
+    return n - n_val - n_test, n_val, n_test
+
+
+def _split_field(ds: DatasetConfig, rows: int) -> str:
+    """The field to name when ``rows`` rows (before ``max_samples``) cannot be split."""
+    if ds.max_samples is not None and ds.max_samples < rows:
+        return "dataset.max_samples"
+    return "dataset.path" if ds.name == "csv" else "dataset.val_fraction"
+
+
+def split_indices(n: int, ds: DatasetConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint train / val / test row indices, a function of (n, fractions, split_seed) only; each non-empty."""
+    _, n_val, n_test = split_sizes(n, ds, _split_field(ds, n))
+    perm = np.random.default_rng(ds.split_seed).permutation(n)
     return perm[n_test + n_val :], perm[n_test : n_test + n_val], perm[:n_test]
 
 
@@ -245,9 +274,11 @@ class SplitArrays:
 def load_arrays(ds: DatasetConfig) -> SplitArrays:
     """Load, split and scale a dataset, as numpy arrays."""
     x, y = _load_raw(ds)
+    field = _split_field(ds, len(x))
     if ds.max_samples is not None and len(x) > ds.max_samples:
         keep = np.random.default_rng(ds.split_seed + 1).permutation(len(x))[: ds.max_samples]
         x, y = x[keep], y[keep]
+    split_sizes(len(x), ds, field)  # why: name the field that made a split empty, as check_dataset does
     tr, va, te = split_indices(len(x), ds)
     x_tr = x[tr]
     scaling = _fit_scaling(x_tr, ds.kind)
@@ -279,15 +310,15 @@ def check_dataset(ds: DatasetConfig) -> None:
     """Fail fast (DataError naming the path or column) when the data cannot be loaded.
 
     Cheap: for torchvision sets it checks that the files exist (no checksums, no
-    loading); a CSV is read once with pandas to check its columns.
+    loading); a CSV is read once with pandas to check its columns and values. For
+    every dataset, that its rows (after ``max_samples``) leave each split a row.
     """
-    if ds.name in _SKLEARN:
-        return
-    if ds.name == "csv":
-        _read_csv(ds)
-        return
-    if ds.name not in _TORCHVISION:
+    if ds.name not in (*_SKLEARN, *_TORCHVISION, "csv"):
         raise DataError("dataset.name", ds.name, f"one of {[*_SKLEARN, *_TORCHVISION, 'csv']}")
+    rows = len(_read_csv(ds)[0]) if ds.name == "csv" else _ROWS[ds.name]
+    split_sizes(rows if ds.max_samples is None else min(rows, ds.max_samples), ds, _split_field(ds, rows))
+    if ds.name in _SKLEARN or ds.name == "csv":
+        return
     if ds.download:
         return  # why: whether the network answers is only known by trying; load_splits reports it
     missing = [str(p) for p in _expected_files(ds) if not p.is_file()]

@@ -133,4 +133,4 @@ def test_roundtrip_yaml(tmp_path: Path) -> None:
     p.write_text(yaml.safe_dump({"space": {"width": {"kind": "int", "low": 8, "high": 32, "step": 8}}}))
     spec = load_spec(p)
     assert spec.name == "mine"
-    assert spec.space[0].candidates() == [8, 16, 24, 32]
+    assert list(spec.space[0].candidates()) == [8, 16, 24, 32]

@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("resume", help="continue a sweep whose driver died, with its Optuna study intact")
     rs.add_argument("run_dir", help="a run directory, or a run's URI (s3://BUCKET/PREFIX/NAME)")
     rs.add_argument("--address", help="join an existing Ray cluster; default: start a local one")
+    rs.add_argument(
+        "--trust",
+        action="store_true",
+        help="resume a run you did not create on this machine (resume unpickles its saved state, which can run code)",
+    )
 
     v = sub.add_parser("validate", help="check a spec and say what is wrong")
     v.add_argument("spec")
@@ -155,10 +160,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
     check_address(args.address)
     if "://" in args.run_dir:
-        report_dir = resume_sweep(args.run_dir, address=args.address)
+        report_dir = resume_sweep(args.run_dir, address=args.address, trust=args.trust)
         print(f"report: {args.run_dir.rstrip('/')}/report/index.html (local copy: {report_dir / 'index.html'})")
     else:
-        report_dir = resume_sweep(Path(args.run_dir), address=args.address)
+        report_dir = resume_sweep(Path(args.run_dir), address=args.address, trust=args.trust)
         print(f"report: {report_dir / 'index.html'}")
     return EXIT_OK
 

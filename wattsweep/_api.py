@@ -6,7 +6,6 @@ The same path as ``python -m orchestrator sweep``: a spec mapping is parsed and 
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,14 +112,14 @@ def sweep(
     """
     from orchestrator.ray_session import check_address
     from orchestrator.sweep import check_data, check_storage, run_sweep
-    from search_spaces import parse_spec
+    from search_spaces import default_run_name, parse_spec
 
     keys = {k: v for k, v in {"space": space, "fixed": fixed, **spec_keys}.items() if v is not None}
     if objectives is not None:
         keys["objectives"] = _objectives(objectives)
     raw, source = _raw_spec(trainable, keys)
     spec = parse_spec(raw, source=source)
-    run_name = name or f"{spec.name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    run_name = default_run_name(spec.name) if name is None else name  # why is None: an empty name is an error
     spec = spec.with_overrides(
         name=run_name, num_samples=num_samples, max_epochs=max_epochs, seed=seed, energy_budget=energy_budget
     )

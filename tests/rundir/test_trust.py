@@ -51,3 +51,17 @@ def test_resume_refuses_a_received_run_before_unpickling_anything(tmp_path: Path
     )  # fmt: skip
     assert r.returncode == 2 and "RUN_DIR" in r.stderr and "--trust" in r.stderr, r.stderr[-2000:]
     assert "pwned" not in r.stdout + r.stderr
+
+
+def test_trust_lets_a_received_run_past_the_owner_check(tmp_path: Path) -> None:
+    run_dir = _received_run(tmp_path)
+    RunWriter(run_dir).update_manifest(status="finished")  # so that, once trusted, resume stops before Ray and Tune
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+    def resume(*flags: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "orchestrator", "resume", str(run_dir), *flags]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert resume().returncode == 2
+    trusted = resume("--trust")
+    assert trusted.returncode == 0 and "nothing to resume" in trusted.stdout, trusted.stderr[-2000:]

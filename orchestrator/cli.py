@@ -145,8 +145,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     check_data(spec)
     # why: a URI (s3://, gs://, file://) stays a string; Path() would fold its "//"
     storage: Path | str = args.storage if "://" in args.storage else Path(args.storage)
+    check_address(args.address)  # why first: an unreachable cluster must leave no storage directory behind
     check_storage(storage, spec.name)  # why: refuse before Ray starts (for a URI: a write probe)
-    check_address(args.address)
     report_dir = run_sweep(spec, storage=storage, address=args.address)
     if isinstance(storage, str):
         print(f"report: {storage.rstrip('/')}/{spec.name}/report/index.html (local copy: {report_dir / 'index.html'})")

@@ -125,8 +125,8 @@ def sweep(
     )
     check_data(spec)
     where: Path | str = str(storage) if "://" in str(storage) else Path(storage)
+    check_address(address)  # why first: an unreachable cluster must leave no storage directory behind
     check_storage(where, spec.name)
-    check_address(address)
     report_dir = run_sweep(spec, storage=where, address=address)
     return SweepResult(run_dir=report_dir.parent, report_dir=report_dir)
 

@@ -153,3 +153,13 @@ def test_csv_data_that_cannot_train_exits_2(tmp_path: Path, rows: list[str], fie
         assert_refused(r, field)
         assert named in r.stderr
     assert _tree(tmp_path) == ["data.csv", "spec.yaml"]
+
+
+def test_an_unreachable_address_leaves_no_storage_directory(tmp_path: Path) -> None:
+    storage = tmp_path / "not-yet"
+    r = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "sweep", "--storage", str(storage), "--address", "127.0.0.1:1"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "--address" in r.stderr, r.stderr[-2000:]
+    assert not storage.exists()  # it was created before the address was checked

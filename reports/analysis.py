@@ -12,6 +12,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from reports import pareto
+from rundir import MANIFEST, NotARunError
 from trainables import metrics as m
 
 J_PER_KWH = 3.6e6
@@ -52,12 +53,19 @@ def objectives_from_manifest(manifest: Mapping[str, Any]) -> tuple[Objective, ..
     raw = manifest.get("objectives")
     if not raw:
         return DEFAULT_OBJECTIVES
+    # why NotARunError: a run whose manifest says nothing usable is bad input to `report` (exit 2, named), not a crash
+    if not isinstance(raw, list):
+        raise NotARunError(f"{MANIFEST}: objectives must be a list, but got {str(raw)[:100]!r}")
     out = []
     for item in raw:
         if not isinstance(item, Mapping) or not isinstance(item.get("metric"), str):
-            raise ValueError(f"Each objective must be {{'metric': str, 'direction': 'max'|'min'}}, but got {item!r}.")
+            shown = str(item)[:100]
+            raise NotARunError(f"{MANIFEST}: each objective must be {{'metric': str, 'direction': 'max'|'min'}}, "
+                               f"but got {shown!r}")  # fmt: skip
         if item.get("direction") not in ("max", "min"):
-            raise ValueError(f"Objective direction must be 'max' or 'min', but got {item.get('direction')!r}.")
+            raise NotARunError(
+                f"{MANIFEST}: objective direction must be 'max' or 'min', but got {item.get('direction')!r}"
+            )
         out.append(Objective(item["metric"], item["direction"]))
     return tuple(out)
 

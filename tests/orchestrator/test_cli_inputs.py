@@ -163,3 +163,20 @@ def test_an_unreachable_address_leaves_no_storage_directory(tmp_path: Path) -> N
     )  # fmt: skip
     assert r.returncode == 2 and "--address" in r.stderr, r.stderr[-2000:]
     assert not storage.exists()  # it was created before the address was checked
+
+
+@pytest.mark.parametrize("objectives", ["accuracy", [{"metric": 5}], [{"metric": "accuracy", "direction": "up"}]])
+def test_report_of_a_malformed_manifest_exits_2_naming_it(tmp_path: Path, objectives: object) -> None:
+    from rundir import RunWriter
+
+    w = RunWriter(tmp_path / "run")
+    w.write_manifest({"name": "r", "spec": {"name": "r"}, "objectives": objectives})
+    w.start_trial("t0", {"lr": 0.1}, 1)
+    w.append_epoch("t0", {"epoch": 1, "accuracy": 0.5, "energy_j": 1.0})
+    w.set_state("t0", "complete", epochs_run=1, budget_epochs=1)
+    r = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "report", str(tmp_path / "run")],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "RUN_DIR" in r.stderr and "objective" in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr

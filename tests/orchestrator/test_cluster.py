@@ -1,8 +1,8 @@
 """A real two-node Ray cluster on one machine: `ray start --head` plus a second `ray start`.
 
-A sweep submitted with `ray job submit` (MO-ASHA, reused actors) runs trials on both nodes; then the worker
-node's raylet is killed mid-sweep, and the sweep still ends with no trial failed and every epoch reported once
-(trials retried from their checkpoints on the head: the lost node costs epochs, never trials).
+A sweep submitted with `ray job submit` runs trials on both nodes; then the worker
+node's processes are killed mid-sweep, and the sweep still ends with every trial
+complete and every epoch reported (trials retried from their checkpoints on the head).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ fixed: {{model: resnet, depth: 8, width: 8, epochs: {EPOCHS}, prune_every: 2}}
 space:
   lr: {{kind: loguniform, low: 1.0e-3, high: 1.0e-2, default: 3.0e-3}}
 sampler: {{kind: random, seed: 0}}
-scheduler: {{kind: moasha, grace_period: 2, reduction_factor: 2}}
 num_samples: 4
 """
 
@@ -175,8 +174,6 @@ def test_job_submit_runs_on_both_nodes_and_survives_losing_one(cluster: tuple[in
     assert len(epochs) == 4
     assert len({e["node_id"] for rows in epochs.values() for e in rows}) == 2  # trials ran on both nodes
     for tid, rows in epochs.items():
+        assert [e["epoch"] for e in rows] == list(range(1, EPOCHS + 1)), tid  # every epoch, once
         state = json.loads((run_dir / "trials" / tid / "state.json").read_text())
-        # a lost node costs epochs (redone from the last checkpoint), never the trial: none failed
-        assert state["state"] in ("complete", "stopped"), (tid, state)
-        assert [e["epoch"] for e in rows] == list(range(1, len(rows) + 1)), tid  # every epoch it reached, once
-        assert state["state"] == "stopped" or len(rows) == EPOCHS, (tid, state)
+        assert state["state"] == "complete", (tid, state)

@@ -37,6 +37,11 @@ def _states(run_dir: Path) -> dict[str, dict]:
     return out
 
 
+def _resume(run_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "orchestrator", "resume", str(run_dir)]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
 def _kill_driver_then_resume(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
@@ -69,14 +74,7 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
     run_dir.parent.mkdir()
     shutil.move(first_dir, run_dir)
 
-    r = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "resume", str(run_dir)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = _resume(run_dir, env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
     after = _states(run_dir)
@@ -101,14 +99,7 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
 
     # resuming the finished run changes nothing, and says so
     manifest_before = (run_dir / "wattsweep.json").read_bytes()
-    again = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "resume", str(run_dir)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = _resume(run_dir, env)
     assert again.returncode == 0 and "already finished; nothing to resume" in again.stdout, again.stderr[-2000:]
     assert (run_dir / "wattsweep.json").read_bytes() == manifest_before
 
@@ -118,14 +109,7 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
     lock = RunLock(run_dir)
     lock.acquire()
     try:
-        second = subprocess.run(
-            [sys.executable, "-m", "orchestrator", "resume", str(run_dir)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        second = _resume(run_dir, env)
     finally:
         lock.release()
     assert second.returncode == 2 and f"pid {os.getpid()} is already driving this run" in second.stderr, second.stderr

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._errors import EnergyError
-from ._meter import MAX_TRACE_POINTS, BaseMeter, EnergyReading, Measurement
+from ._meter import MAX_TRACE_POINTS, BaseMeter, Measurement
 
 
 class CompositeMeter(BaseMeter):
@@ -80,10 +80,6 @@ class CompositeMeter(BaseMeter):
                 out["source"] = f"{p.source} (GPU only)"
                 return out
         return super().trace(max_points=max_points)
-
-    def part_readings(self) -> list[EnergyReading]:
-        """Each part's reading (after ``stop()``: its final one)."""
-        return [p.read() for p in self.parts]
 
     def _provenance(self) -> dict[str, Any]:
         return {

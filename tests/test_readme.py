@@ -27,7 +27,7 @@ def test_readme_starts_with_the_sweep_and_test_commands_ci_runs() -> None:
     commands = [line for line in _first_block("bash").splitlines() if line and not line.startswith("#")]
     assert commands == [
         "pip install -r requirements.txt && python -m orchestrator sweep",
-        "pip install -r requirements.txt && python -m pytest",
+        "pip install -r requirements-dev.txt && python -m pytest",
     ]
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert commands[1] in ci, ".ci/run must run exactly the README's test command"
@@ -40,3 +40,14 @@ def test_readme_spec_examples_are_valid_specs() -> None:
     assert custom.trainable_ref == "examples.digits_cnn.model:train" and custom.cost is not None
     assert builtin.name == "my_sweep" and builtin.is_builtin
     assert builtin.scheduler.kind == "moasha" and builtin.energy.budget_j == 500 and builtin.tensorboard is False
+
+
+def test_test_only_dependencies_stay_out_of_what_users_install() -> None:
+    runtime = {
+        re.split(r"[\[<>=!~ ]", line)[0].lower()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "-"))
+    }
+    dev = (ROOT / "requirements-dev.txt").read_text()
+    assert "-r requirements.txt" in dev.splitlines()
+    assert not runtime & {"pytest", "pytest-timeout", "hypothesis", "moto", "optuna-dashboard"}, runtime

@@ -13,6 +13,11 @@ REPORT_DIR = "report"
 TUNE_DIR = "tune"
 OPTUNA_JOURNAL = "optuna_journal.log"
 OPTUNA_DB = "optuna.db"  # why: the study file of runs made before the journal
+# A complete trial's final model, whole (torch.save of the module: a pickle), beside its last checkpoint's state
+# under TUNE_DIR/trial_<trial_id>/checkpoint_*/; what `export` reads (unpickling runs code: the run must be trusted)
+FINAL_MODEL = "final_model.pt"
+EXPORTS_DIR = "exports"  # `export` output: EXPORTS_DIR/<trial_id>/ holds the artifacts and MODEL_CARD
+MODEL_CARD = "model_card.json"
 
 TrialState = Literal["running", "complete", "stopped", "failed"]
 TRIAL_STATES: tuple[TrialState, ...] = ("running", "complete", "stopped", "failed")

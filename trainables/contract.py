@@ -10,7 +10,7 @@ finished epoch. wattsweep does the rest around it::
         if ctx.checkpoint:                          # a retried or resumed trial gets its last state back
             model.load_state_dict(ctx.checkpoint["model"])
             opt.load_state_dict(ctx.checkpoint["opt"])
-        ctx.watch(model, example_input)             # optional: params, FLOPs, sparsity, inference energy
+        ctx.watch(model, example_input)             # optional: params, FLOPs, sparsity, inference energy, export
         for epoch in range(ctx.start_epoch + 1, ctx.epochs + 1):
             ...                                     # the user's own loop
             ctx.report({"accuracy": acc, "loss": loss}, state={"model": model.state_dict(), "opt": opt.state_dict()})
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from trainables.data import SplitArrays, Splits
     from trainables.energy import BaseMeter, EnergyReading
 
-__all__ = ["Context", "Sink", "TrialContractError", "TrialPlan", "run_contract"]
+__all__ = ["FINAL_MODEL_KEY", "Context", "Sink", "TrialContractError", "TrialPlan", "run_contract"]
 
 # Metrics only wattsweep writes: a user report naming one of these is refused (it would falsify the measurement).
 _COMPONENT_J = {c: j for c, j, _ in M.ENERGY_COMPONENTS}
@@ -74,6 +74,9 @@ def _counters(reading: EnergyReading) -> dict[str, float]:
 
 
 _STATE_KEY, _USER_KEY = "wattsweep", "user"  # the checkpoint: wattsweep's counters beside the user's state
+# the last epoch's checkpoint also holds {"model": the watched model, "example": its example input} under this key;
+# a sink stores it apart from the state (a pickled module, which torch.load(weights_only=True) refuses)
+FINAL_MODEL_KEY = "final_model"
 
 
 class TrialContractError(RuntimeError):
@@ -174,7 +177,13 @@ class Context:
     def watch(self, model: torch.nn.Module, example_input: torch.Tensor) -> None:
         """Hand over the model and one example input (batch of 1) so that wattsweep records its parameters,
         FLOPs (dense and effective, i.e. after pruning), sparsity and, at the last epoch, layer FLOPs and the
-        energy and latency of 1,000 single-sample inferences. Call again after replacing the model object."""
+        energy and latency of 1,000 single-sample inferences. Call again after replacing the model object.
+
+        The model watched at the last epoch is also what ``python -m orchestrator export`` exports: wattsweep saves
+        it whole (``torch.save`` of the module, with ``example_input``) beside the complete trial's final
+        checkpoint, so a structurally pruned model is kept as the smaller network it became. Its class must be
+        importable (defined in a module, not in ``__main__`` or inside a function) for that file to be written and
+        read back. A trial that never calls ``watch`` can be swept but not exported."""
         self._unbilled_call(self._watch.set, model, example_input)
 
     def _unbilled_call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -233,11 +242,16 @@ class Context:
             out[M.ENERGY_PROVENANCE] = self._meter.provenance()
             out.update(self._watch.final_metrics(self._meter))
         check_objectives(out, self.plan.objectives, last=last)
-        self._sink(out, self._checkpoint(out, state) if self.plan.checkpoint else None)
+        self._sink(out, self._checkpoint(out, state, last=last) if self.plan.checkpoint else None)
 
-    def _checkpoint(self, out: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _checkpoint(self, out: Mapping[str, Any], state: Mapping[str, Any] | None, *, last: bool) -> dict[str, Any]:
         counters = {k: out[k] for k in (M.EPOCH, *_COUNTERS) if out[k] is not None}
-        return {_STATE_KEY: counters, _USER_KEY: dict(state) if state is not None else None}
+        checkpoint = {_STATE_KEY: counters, _USER_KEY: dict(state) if state is not None else None}
+        if last and self._watch.model is not None:
+            # why: the final model as it ended (a structurally pruned one is a smaller network that its config
+            # cannot rebuild), for `export`; the sink stores it beside the state, only at a complete trial's end
+            checkpoint[FINAL_MODEL_KEY] = {"model": self._watch.model, "example": self._watch.example}
+        return checkpoint
 
 
 def check_objectives(metrics: Mapping[str, Any], objectives: tuple[tuple[str, str], ...], *, last: bool) -> None:

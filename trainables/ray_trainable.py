@@ -7,7 +7,8 @@ import tempfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from trainables.contract import TrialPlan
+from rundir.layout import FINAL_MODEL
+from trainables.contract import FINAL_MODEL_KEY, TrialPlan
 from trainables.metrics import NODE_ID
 
 if TYPE_CHECKING:
@@ -65,8 +66,33 @@ def tune_trainable(config: dict[str, Any], *, plan: TrialPlan, splits: SplitArra
         if state is None:
             tune.report(metrics)
             return
+        final = state.pop(FINAL_MODEL_KEY, None)
         with tempfile.TemporaryDirectory() as d:
             torch.save(state, os.path.join(d, CHECKPOINT_FILE))
+            if final is not None:
+                save_final_model(final, os.path.join(d, FINAL_MODEL))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
     run_contract(fn, config, plan, sink, resume=resume, data=splits)
+
+
+def save_final_model(final: Mapping[str, Any], path: str) -> None:
+    """Save a complete trial's final model (``{"model": module, "example": tensor}``) whole, for ``export``.
+
+    A model that cannot be pickled (its class defined in ``__main__`` or inside a function) is left out with a
+    warning: the trial stays complete, and ``export`` says what to change. Nothing half-written is left.
+    """
+    import pickle
+    import sys
+
+    import torch
+
+    try:
+        torch.save({"model": final["model"], "example": final["example"].detach().cpu()}, path)
+    except (pickle.PicklingError, AttributeError, TypeError) as e:
+        if os.path.exists(path):
+            os.remove(path)
+        print(
+            f"wattsweep: warning: the final model was not saved (export needs an importable class): {e}",
+            file=sys.stderr,
+        )

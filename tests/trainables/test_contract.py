@@ -33,7 +33,11 @@ def test_report_adds_the_contract_and_watch_metrics() -> None:
         assert m[M.PARAMS] == 64 * 16 + 16 + 16 * 10 + 10  # handed over with ctx.watch
         assert m[M.FLOPS] == m[M.EFFECTIVE_FLOPS] == 2 * (64 * 16 + 16 * 10)
         assert 0 <= m["f1"] <= 1  # the user's own metric passes through
-        assert set(state) == {"wattsweep", "user"} and set(state["user"]) == {"model", "opt"}
+        # the last epoch's checkpoint also holds the watched model whole, for export (tests/export)
+        extra = {"final_model"} if m[M.EPOCH] == 3 else set()
+        assert set(state) == {"wattsweep", "user", *extra} and set(state["user"]) == {"model", "opt"}
+    final_model = reports[-1][1]["final_model"]
+    assert isinstance(final_model["model"], torch.nn.Module) and final_model["example"].shape[0] == 1
     final = reports[-1][0]
     assert final[M.INFER_ENERGY_J_PER_1K] > 0 and final[M.LAYER_FLOPS] and final[M.ENERGY_PROVENANCE]
     assert M.INFER_ENERGY_J_PER_1K not in reports[0][0]  # last epoch only

@@ -18,6 +18,11 @@ SPEC_NAME_MAX = NAME_MAX - _STAMP_LEN  # why: a spec's name plus the timestamp i
 # why: each trial trains for at least an epoch; past this Optuna's samplers (every trial reads all earlier ones)
 # and the run directory's per-trial records are the bottleneck, and a typo (1e12) must not start a sweep
 NUM_SAMPLES_MAX = 100_000
+# why: Ray keeps resource amounts as fixed-point int64 (1/10,000 units); far below that, no node has more CPUs
+RESOURCE_MAX = 100_000
+# why: names Windows reserves in every directory (a run copied to or opened from a Windows machine), any case,
+# with or without an extension
+_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10))})
 
 
 class SpecError(ConfigError):
@@ -81,8 +86,12 @@ def _check_name(field_: str, name: Any, max_len: int = NAME_MAX) -> str:
         or not 0 < len(name) <= max_len
         or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in name)
         or not name[0].isalnum()
+        or name.split(".")[0].lower() in _RESERVED
     ):
-        allowed = f"1 to {max_len} ASCII letters, digits, '-', '_' or '.', starting with a letter or a digit"
+        allowed = (
+            f"1 to {max_len} ASCII letters, digits, '-', '_' or '.', starting with a letter or a digit, "
+            "and not a name Windows reserves (CON, PRN, AUX, NUL, COM1-9, LPT1-9)"
+        )
         raise SpecError(field_, name, allowed)
     return name
 

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from search_spaces._check import SpecError, _bool, _finite, _int, _mapping, _num, _seed
+from search_spaces._check import NUM_SAMPLES_MAX, RESOURCE_MAX, SpecError, _bool, _finite, _int, _mapping, _num, _seed
 from search_spaces._types import (
     PARAM_KINDS,
     SAMPLERS,
@@ -147,7 +147,8 @@ def _parse_sampler(raw: Any) -> SamplerSpec:
     seed = _seed("sampler.seed", d.get("seed", 0))
     pop = d.get("population_size")
     if pop is not None:
-        pop = _int("sampler.population_size", pop, 2)
+        # why the cap: a generation larger than any sweep may run (num_samples' own cap) is never completed
+        pop = _int("sampler.population_size", pop, 2, NUM_SAMPLES_MAX)
     cheap = _int("sampler.cheap_start", d.get("cheap_start", 0), 0)
     candidates = _int(
         "sampler.cheap_start_candidates", d.get("cheap_start_candidates", 4), 2, CHEAP_START_CANDIDATES_MAX
@@ -158,6 +159,8 @@ def _parse_sampler(raw: Any) -> SamplerSpec:
 def _parse_resources(raw: Any) -> Resources:
     d = _mapping("resources", raw, ("cpu", "gpu", "accelerator_type"))
     cpu = _num("resources.cpu", d.get("cpu", 1), positive=True)
+    if cpu > RESOURCE_MAX:
+        raise SpecError("resources.cpu", d["cpu"], f"a number > 0 and <= {RESOURCE_MAX:,} (CPUs one trial holds)")
     gpu = d.get("gpu", "auto")
     if gpu != "auto":
         gpu = _num("resources.gpu", gpu, minimum=0.0)

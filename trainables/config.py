@@ -88,8 +88,10 @@ class TrialConfig:
 _INT_MIN = {"depth": 1, "width": 1, "batch_size": 1, "epochs": 1, "prune_every": 1, "seed": 0}
 # why: beyond these the driver's own work runs away before any trial starts: the cheap start's closed-form cost
 # loops over every layer (depth), pruning lists its steps and Tune's results store epochs as int64 (epochs);
-# the deepest CIFAR ResNet published has 1202 layers
-_INT_MAX = {"depth": 10_000, "epochs": 1_000_000, "seed": SEED_MAX}
+# the deepest CIFAR ResNet published has 1202 layers; width: one 3x3 convolution of 65,536 channels in and out holds
+# 38.7e9 parameters (155 GB in fp32), more than any one GPU has, so a wider trial could only fail once it starts;
+# batch_size: 2**20 samples in one step is more than any dataset here holds, and a typo beyond it should not start
+_INT_MAX = {"depth": 10_000, "epochs": 1_000_000, "seed": SEED_MAX, "width": 65_536, "batch_size": 2**20}
 _CHOICES = {
     "model": MODELS,
     "init": INITS,

@@ -40,6 +40,7 @@ def _refused(raw: Any, field: str, **kw: Any) -> SpecError:
 # --- 1. a run name never leaves the storage directory --------------------------------------------------
 
 BAD_NAMES = [".", "..", "", "-rf", ".hidden", "a/b", "../up", "a\\b", "a\x00b", "a\nb", "a\x7fb", "café", "x\u0661"]
+BAD_NAMES += ["CON", "nul", "Aux.txt", "com1", "LPT9.log"]  # reserved in every Windows directory
 
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
@@ -164,8 +165,23 @@ def test_an_int_range_is_never_materialised() -> None:
         (_custom(fixed={}, space={"epochs": {"kind": "int", "low": 1, "high": 10**12}}), "space.epochs.high"),
         ({"num_samples": 10**12}, "num_samples"),
         ({"sampler": {"cheap_start": 2, "cheap_start_candidates": 10**12}}, "sampler.cheap_start_candidates"),
+        ({"sampler": {"population_size": 10**12}}, "sampler.population_size"),
+        ({"fixed": {"width": 10**9}}, "fixed.width"),
+        ({"space": {"width": {"kind": "int", "low": 8, "high": 10**9}}}, "space.width.high"),
+        ({"fixed": {"batch_size": 10**30}}, "fixed.batch_size"),
+        ({"resources": {"cpu": 1e300}}, "resources.cpu"),
     ],
-    ids=["depth-range", "custom-epochs-range", "num_samples", "cheap_start_candidates"],
+    ids=[
+        "depth-range",
+        "custom-epochs-range",
+        "num_samples",
+        "cheap_start_candidates",
+        "population_size",
+        "width",
+        "width-range",
+        "batch_size",
+        "cpu",
+    ],
 )
 def test_sizes_that_would_run_away_are_refused_naming_the_field(raw: dict[str, Any], field: str) -> None:
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""``python -m orchestrator``: sweep, report, trial, validate, doctor.
+"""``python -m orchestrator``: sweep, report, resume, export, trial, validate, doctor.
 
 Exit codes: 0 success; 2 bad input (spec, flags, paths), with a message naming
 the field, the bad value and what is allowed; 1 a failure at run time.
@@ -17,6 +17,7 @@ from pathlib import Path
 from orchestrator.ray_session import check_address
 from orchestrator.sweep import check_data, check_storage
 from search_spaces import DEFAULT_SPEC, SpecError, default_run_name, load_spec, parse_set
+from search_spaces._check import LOGGERS
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -42,6 +43,19 @@ def _positive_float(flag: str) -> type:
             v = float("nan")
         if not v > 0 or v == float("inf"):
             raise argparse.ArgumentTypeError(f"{flag}: got {text!r}; allowed: a number > 0")
+        return v
+
+    return parse  # type: ignore[return-value]
+
+
+def _non_negative_float(flag: str) -> type:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = float("nan")
+        if not v >= 0 or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag}: got {text!r}; allowed: a number >= 0")
         return v
 
     return parse  # type: ignore[return-value]
@@ -91,6 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also write TensorBoard event files (scalars) under RUN_DIR/tune (costs the driver ~1 s importing torch)",
     )
+    s.add_argument(
+        "--logger",
+        dest="loggers",
+        action="append",
+        choices=LOGGERS,
+        help="also log every trial's epochs to this tracker (repeatable): mlflow, wandb (see the README)",
+    )
+    s.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="keep the Optuna study in this storage (sqlite:///PATH, postgresql://USER@HOST/DB; no password in it) "
+        "instead of RUN_DIR/optuna_journal.log",
+    )
+    s.add_argument(
+        "--grid-intensity",
+        type=_non_negative_float("--grid-intensity"),
+        metavar="G_PER_KWH",
+        help="the grid's carbon intensity for this run's CO2e, g CO2e/kWh (default: the cloud region's, else 480)",
+    )
 
     r = sub.add_parser("report", help="(re)build the report of a run directory, finished or not")
     r.add_argument("run_dir", help="a run directory, or a run's URI (s3://BUCKET/PREFIX/NAME)")
@@ -108,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="resume a run you did not create on this machine (resume unpickles its saved state, which can run code)",
     )
+
+    e = sub.add_parser("export", help="export trials of a run as ONNX, TorchScript and int8 ONNX, measured here")
+    e.add_argument("run_dir", help="a run directory, or a run's URI (s3://BUCKET/PREFIX/NAME)")
+    which = e.add_mutually_exclusive_group()
+    which.add_argument("--knee", action="store_true", help="the knee of the front (the default)")
+    which.add_argument("--front", action="store_true", help="every trial on the Pareto front")
+    which.add_argument("--trial", dest="trials", action="append", default=[], metavar="ID", help="a trial (repeatable)")
+    e.add_argument("--format", default="onnx,torchscript,int8", help="comma-separated: onnx, torchscript, int8 (all)")
+    e.add_argument("--out", help="output directory (default: RUN_DIR/exports; for a URI: ./exports/NAME)")
+    e.add_argument("--trust", action="store_true", help="export a run you did not create here (unpickles its models)")
 
     v = sub.add_parser("validate", help="check a spec and say what is wrong")
     v.add_argument("spec")
@@ -141,6 +184,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         seed=args.seed,
         energy_budget=args.energy_budget,
         tensorboard=args.tensorboard,
+        loggers=args.loggers,
+        optuna_storage=args.optuna_storage,
+        grid_intensity=args.grid_intensity,
     )
     check_data(spec)
     # why: a URI (s3://, gs://, file://) stays a string; Path() would fold its "//"
@@ -185,6 +231,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from orchestrator.export import ExportFailure, export_run, summary_lines
+
+    try:
+        result = export_run(
+            args.run_dir, trial_ids=args.trials, front=args.front, formats=args.format, out=args.out, trust=args.trust
+        )
+    except ExportFailure as e:
+        print(f"wattsweep: export failed (nothing written): {e}", file=sys.stderr)
+        return EXIT_RUNTIME
+    for line in summary_lines(result):
+        print(line)
+    return EXIT_OK
+
+
 def _cmd_trial(args: argparse.Namespace) -> int:
     from orchestrator.sweep import trial_plan
     from trainables.contract import run_contract
@@ -226,6 +287,7 @@ COMMANDS = {
     "report": _cmd_report,
     "resume": _cmd_resume,
     "trial": _cmd_trial,
+    "export": _cmd_export,
     "validate": _cmd_validate,
     "doctor": _cmd_doctor,
 }

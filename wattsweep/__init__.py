@@ -10,6 +10,7 @@ The public face over ``orchestrator``, ``trainables``, ``search_spaces`` and ``r
 
     result = wattsweep.sweep(train, space={"lr": wattsweep.loguniform(1e-4, 1e-1)}, fixed={"epochs": 5})
     result.front, result.run_dir, result.study
+    wattsweep.export(result.run_dir, trials="front")  # ONNX, TorchScript, int8, each with a model card
 
 Importing this package imports neither torch nor Ray (Ray re-imports modules in every worker);
 ``GradualPruner`` loads torch when first used.
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from search_spaces import SpecError
 from trainables.contract import Context, TrialContractError
-from wattsweep._api import SweepResult, choice, integer, loguniform, sweep, uniform
+from wattsweep._api import SweepResult, choice, export, integer, loguniform, sweep, uniform
 
 if TYPE_CHECKING:
     from trainables.prune_helper import GradualPruner
@@ -42,6 +43,7 @@ __all__ = [
     "SweepResult",
     "TrialContractError",
     "choice",
+    "export",
     "integer",
     "loguniform",
     "sweep",

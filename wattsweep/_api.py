@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
+    from orchestrator.export import ExportResult
+
 Objectives = Sequence[Mapping[str, str] | tuple[str, str]] | Mapping[str, str]
 
 
@@ -129,6 +131,32 @@ def sweep(
     check_storage(where, spec.name)
     report_dir = run_sweep(spec, storage=where, address=address)
     return SweepResult(run_dir=report_dir.parent, report_dir=report_dir)
+
+
+def export(
+    run: str | os.PathLike[str],
+    *,
+    trials: str | Sequence[str] = "knee",
+    formats: str | Sequence[str] = ("onnx", "torchscript", "int8"),
+    out: str | os.PathLike[str] | None = None,
+    trust: bool = False,
+) -> ExportResult:
+    """Export trials of a finished run as deployable models, each measured on this machine: the same path as
+    ``python -m orchestrator export``.
+
+    ``run``: a run directory (``result.run_dir``) or a run's URI. ``trials``: ``"knee"``, ``"front"`` or a list
+    of trial ids (complete trials). ``formats``: any of ``onnx``, ``torchscript``, ``int8``. ``out``: default
+    ``<run>/exports`` (where the report finds them). Returns ``ExportResult(out_dir, cards)``: each trial's
+    ``model_card.json`` as a dict. Bad input raises ``SpecError`` and a failure while exporting ``ExportFailure``;
+    either way nothing is left half-written.
+    """
+    from orchestrator.export import export_run
+    from search_spaces import SpecError
+
+    if isinstance(trials, str) and trials not in ("knee", "front"):
+        raise SpecError("trials", trials, "'knee', 'front' or a list of trial ids")
+    ids = [] if isinstance(trials, str) else [str(t) for t in trials]
+    return export_run(run, trial_ids=ids, front=trials == "front", formats=formats, out=out, trust=trust)
 
 
 def choice(values: Sequence[Any], *, default: Any = None) -> dict[str, Any]:

@@ -42,6 +42,26 @@ def _resume(run_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[s
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+def _tree(run_dir: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(run_dir)): f.read_bytes() for f in sorted(run_dir.rglob("*")) if f.is_file()}
+
+
+def _assert_resumed(run_dir: Path, complete_before: set[str]) -> dict[str, dict]:
+    """Every trial asked for complete, each epoch recorded once; the trials that were complete before still are."""
+    after = _states(run_dir)
+    # a trial the dead driver had just started (after Tune's last snapshot) is never resumed: recorded as orphaned
+    orphans = {tid for tid, s in after.items() if s["state"] == "failed" and "orphaned" in (s["error"] or "")}
+    assert all(after[tid]["epochs_run"] <= 1 for tid in orphans), after
+    after = {tid: s for tid, s in after.items() if tid not in orphans}
+    assert len(after) == 4, after
+    assert all(s["state"] == "complete" and s["epochs_run"] == 8 for s in after.values()), after
+    assert complete_before <= set(after)
+    for tid in after:
+        epochs = [json.loads(x)["epoch"] for x in (run_dir / "trials" / tid / "epochs.jsonl").read_text().splitlines()]
+        assert epochs == list(range(1, 9)), (tid, epochs)  # each epoch recorded once: resumed, not re-run
+    return after
+
+
 def _kill_driver_then_resume(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
@@ -69,25 +89,16 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
         driver.wait()
     before = _states(run_dir)
     complete_before = {tid for tid, s in before.items() if s["state"] == "complete"}
-    # the run is moved before it is resumed: nothing in it may need its old path
+    # the run is copied, then moved before it is resumed: nothing in it may need its old path
+    copied = tmp_path / "copied" / "r"
+    shutil.copytree(run_dir, copied, symlinks=True)
     first_dir, run_dir = run_dir, tmp_path / "moved" / "r"
     run_dir.parent.mkdir()
     shutil.move(first_dir, run_dir)
 
     r = _resume(run_dir, env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-
-    after = _states(run_dir)
-    # a trial the dead driver had just started (after Tune's last snapshot) is never resumed: recorded as orphaned
-    orphans = {tid for tid, s in after.items() if s["state"] == "failed" and "orphaned" in (s["error"] or "")}
-    assert all(after[tid]["epochs_run"] <= 1 for tid in orphans), after
-    after = {tid: s for tid, s in after.items() if tid not in orphans}
-    assert len(after) == 4, after
-    assert all(s["state"] == "complete" and s["epochs_run"] == 8 for s in after.values()), after
-    assert complete_before <= set(after)
-    for tid in after:
-        epochs = [json.loads(x)["epoch"] for x in (run_dir / "trials" / tid / "epochs.jsonl").read_text().splitlines()]
-        assert epochs == list(range(1, 9)), (tid, epochs)  # each epoch recorded once: resumed, not re-run
+    after = _assert_resumed(run_dir, complete_before)
 
     assert not first_dir.exists()  # nothing was written to where the run was before it moved
     study = optuna.load_study(study_name="r", storage=optuna_storage(run_dir))
@@ -113,6 +124,13 @@ def _kill_driver_then_resume(tmp_path: Path) -> None:
     finally:
         lock.release()
     assert second.returncode == 2 and f"pid {os.getpid()} is already driving this run" in second.stderr, second.stderr
+
+    # the copy resumes on its own: it ends complete, and the run it was copied from is left as it was
+    moved_files = _tree(run_dir)
+    r = _resume(copied, env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    _assert_resumed(copied, complete_before)
+    assert _tree(run_dir) == moved_files
 
 
 def test_kill_driver_then_resume(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from reports.components import (
 from reports.errors import failed_trials, summarised
 from reports.figures import FigureData, build_figures
 from reports.html import ReportPage, write_pages
+from reports.interactive import interactive_chart
 from reports.keys import searched_keys
 from reports.output import report_dir, write_csv
 from reports.provenance import provenance_summary, provenance_table
@@ -118,6 +119,7 @@ def report_from_tables(
         unreadable=_listing(trials, "unreadable"),
         # why the summary line: a traceback of 4,000 characters in a table cell; the failed list has it whole
         trials=table_text(trials.assign(error=summarised(trials["error"])), trials.columns),
+        chart=interactive_chart(trials, front, energy, space.keys),
     )
     write_pages(page, out_dir)
     return out_dir

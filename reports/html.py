@@ -23,6 +23,7 @@ import markupsafe
 
 from reports.errors import FailedTrial
 from reports.figures import RenderedFigure
+from reports.interactive import InteractiveChart
 from reports.output import write_text
 from reports.summary import TableText
 
@@ -51,6 +52,7 @@ class ReportPage:
     failed: list[FailedTrial]  # trial id, one-line summary, full error text
     unreadable: list[tuple[str, str]]  # (trial id, what could not be read)
     trials: TableText
+    chart: InteractiveChart | None = None  # the interactive accuracy-energy chart (None: no trial to draw)
 
 
 def _data_uri(png: bytes) -> str:

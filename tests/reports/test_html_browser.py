@@ -97,7 +97,9 @@ def test_index_html_opens_with_every_image_and_no_errors(chromium: str, hostile_
     assert verdict["images"] == page.read_text().count('<img src="data:image/png;base64,') == 16
     assert verdict["broken"] == []
     assert verdict["errors"] == []
-    assert verdict["scripts"] == 1  # the probe only: the markup in trial ids and configs did not become a script
+    # the probe, the interactive chart's JSON data and its code: the markup in trial ids and configs did not
+    # become a script
+    assert verdict["scripts"] == 3
     console = [line for line in stderr.splitlines() if "CONSOLE" in line and "probed.html" in line]
     assert console == []
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from orchestrator.ray_session import check_address
 from orchestrator.sweep import check_data, check_storage
 from search_spaces import DEFAULT_SPEC, SpecError, default_run_name, load_spec, parse_set
+from search_spaces._check import LOGGERS
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -42,6 +43,19 @@ def _positive_float(flag: str) -> type:
             v = float("nan")
         if not v > 0 or v == float("inf"):
             raise argparse.ArgumentTypeError(f"{flag}: got {text!r}; allowed: a number > 0")
+        return v
+
+    return parse  # type: ignore[return-value]
+
+
+def _non_negative_float(flag: str) -> type:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = float("nan")
+        if not v >= 0 or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag}: got {text!r}; allowed: a number >= 0")
         return v
 
     return parse  # type: ignore[return-value]
@@ -90,6 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="also write TensorBoard event files (scalars) under RUN_DIR/tune (costs the driver ~1 s importing torch)",
+    )
+    s.add_argument(
+        "--logger",
+        dest="loggers",
+        action="append",
+        choices=LOGGERS,
+        help="also log every trial's epochs to this tracker (repeatable): mlflow, wandb (see the README)",
+    )
+    s.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="keep the Optuna study in this storage (sqlite:///PATH, postgresql://USER@HOST/DB; no password in it) "
+        "instead of RUN_DIR/optuna_journal.log",
+    )
+    s.add_argument(
+        "--grid-intensity",
+        type=_non_negative_float("--grid-intensity"),
+        metavar="G_PER_KWH",
+        help="the grid's carbon intensity for this run's CO2e, g CO2e/kWh (default: the cloud region's, else 480)",
     )
 
     r = sub.add_parser("report", help="(re)build the report of a run directory, finished or not")
@@ -151,6 +184,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         seed=args.seed,
         energy_budget=args.energy_budget,
         tensorboard=args.tensorboard,
+        loggers=args.loggers,
+        optuna_storage=args.optuna_storage,
+        grid_intensity=args.grid_intensity,
     )
     check_data(spec)
     # why: a URI (s3://, gs://, file://) stays a string; Path() would fold its "//"

@@ -11,6 +11,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from orchestrator.grid import carbon_facts
 from rundir.manifest import RunManifest
 from search_spaces import SweepSpec
 
@@ -61,9 +62,8 @@ def manifest(spec: SweepSpec, run_dir: Path) -> RunManifest:
             "git_rev": git_rev(),
             "versions": versions(),
             "host": {"hostname": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()},
-            "carbon": {
-                k: v for k, v in (("grid_g_per_kwh", spec.energy.grid_g_per_kwh), ("pue", spec.energy.pue)) if v
-            },
+            # why here, after Ray started: the grid may come from the cluster's region (orchestrator.grid)
+            "carbon": carbon_facts(spec),
             "command": sys.argv,
         },
     )

@@ -12,10 +12,11 @@ import optuna
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from orchestrator.optuna_study import name_objectives, record_epoch, trial_facts
 from rundir import end_state, optuna_storage
 from search_spaces import Param, SweepSpec
 from trainables.config import TrialConfig
-from trainables.metrics import BUDGET_EPOCHS, ENERGY_J, EPOCH
+from trainables.metrics import BUDGET_EPOCHS, EPOCH
 
 _OPTUNA_STATE = {
     "complete": optuna.trial.TrialState.COMPLETE,
@@ -214,6 +215,7 @@ class HonestOptunaSearch(OptunaSearch):
     """
 
     budget: Any = None  # an orchestrator.budget.EnergyBudget, or None
+    storage_url: str | None = None  # the spec's optuna_storage (None: the run's journal file)
 
     @property
     def study(self) -> optuna.Study:
@@ -224,6 +226,17 @@ class HonestOptunaSearch(OptunaSearch):
         if self.budget is not None and self.budget.exhausted:
             return Searcher.FINISHED  # type: ignore[return-value]  # why: budget spent; launch nothing more
         return super().suggest(trial_id)
+
+    def _setup_study(self, mode: str | list[str]) -> None:
+        super()._setup_study(mode)
+        name_objectives(self.study, self._metric_names())
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Every epoch into the study (``orchestrator.optuna_study.record_epoch``), multi-objective included."""
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        by_epoch: dict[str, dict[str, list]] = self.__dict__.setdefault("_by_epoch", {})
+        record_epoch(self._ot_trials[trial_id], result, self._metric_names(), by_epoch.setdefault(trial_id, {}))
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -238,7 +251,9 @@ class HonestOptunaSearch(OptunaSearch):
         epochs_run, budget = int(result.get(EPOCH, 0)), int(result.get(BUDGET_EPOCHS, 0))
         if result:
             ot_trial.set_user_attr("epochs_run", epochs_run)
-            ot_trial.set_user_attr("energy_j", float(result.get(ENERGY_J, 0.0)))
+            ot_trial.set_user_attr("budget_epochs", budget)
+            for key, value in trial_facts(result).items():
+                ot_trial.set_user_attr(key, value)
         # why one rule (rundir.end_state): the run directory and the study must agree on every trial;
         # a trial with no result at all never ran an epoch of its budget
         ended = end_state(error=error or not result, epochs_run=epochs_run, budget_epochs=budget)
@@ -246,6 +261,7 @@ class HonestOptunaSearch(OptunaSearch):
         values = [float(result[m]) for m in self._metric_names()] if ended == "complete" else None
         self.study.tell(ot_trial, values, state=state)
         self._completed_trials.add(trial_id)
+        self.__dict__.get("_by_epoch", {}).pop(trial_id, None)
 
     def _reopen_study(self, run_dir: Path) -> None:
         """The study in ``run_dir``'s own journal: the restored one names the path the first driver wrote, which a
@@ -265,7 +281,7 @@ class HonestOptunaSearch(OptunaSearch):
         from orchestrator.relocate import current
 
         here = current()
-        if here is not None:
+        if here is not None and self.storage_url is None:  # why: a database study stays where it is
             self._reopen_study(here)
         known = {t._trial_id for t in self._ot_trials.values()}
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -277,17 +293,18 @@ class HonestOptunaSearch(OptunaSearch):
 
 
 def make_search(spec: SweepSpec, run_dir: Path, data_shape: DataShape | None = None) -> HonestOptunaSearch:
-    """Multi-objective OptunaSearch over all of the spec's objectives, stored in <run_dir>/optuna_journal.log.
+    """Multi-objective OptunaSearch over all of the spec's objectives, stored in <run_dir>/optuna_journal.log
+    (or the spec's ``optuna_storage`` URL, a team's shared database).
 
     ``data_shape``: the dataset's (input shape, classes), for the cheap start's cost prediction.
 
     why Optuna's JournalStorage (a file), not SQLite: the driver asks and tells between one trial's end and the
     next one's start, while that trial slot idles; measured here, SQLite took ~0.55 s to create the study (before
     any trial can start) and ~18 ms per trial, the journal file 2 ms and ~2 ms (benchmarks/RESULTS.md)."""
-    storage = optuna_storage(run_dir)
+    storage = optuna.storages.RDBStorage(spec.optuna_storage) if spec.optuna_storage else optuna_storage(run_dir)
     # why: Optuna's INFO line about the new study repeats what the sweep's first line says (run dir, name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return HonestOptunaSearch(
+    search = HonestOptunaSearch(
         space=SearchSpaceFn(spec.space, spec.fixed),
         metric=[o.metric for o in spec.objectives],
         mode=[o.direction for o in spec.objectives],
@@ -295,6 +312,8 @@ def make_search(spec: SweepSpec, run_dir: Path, data_shape: DataShape | None = N
         storage=storage,
         study_name=spec.name,
     )
+    search.storage_url = spec.optuna_storage
+    return search
 
 
 def make_scheduler(spec: SweepSpec) -> Any:

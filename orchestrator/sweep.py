@@ -76,6 +76,7 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         mirror = Mirror(run_dir, remote)
     else:
         run_dir = check_storage(Path(storage), spec.name).resolve()
+    _check_integrations(spec)
     prefetch = _Prefetch(spec)
     init_ray_or_exit(address, None)  # why: an unreachable cluster must leave nothing behind
     try:
@@ -107,6 +108,18 @@ def run_sweep(spec: SweepSpec, *, storage: Path | str, address: str | None = Non
         return stop_ray_and_report(run_dir, mirror)
     finally:
         lock.release()
+
+
+def _check_integrations(spec: SweepSpec) -> None:
+    """Before Ray starts (exit 2, nothing written): the trackers asked for are installed, and the Optuna storage
+    URL opens and holds no study of this name yet."""
+    from orchestrator.trackers import check_trackers
+
+    check_trackers(spec)
+    if spec.optuna_storage:
+        from orchestrator.optuna_study import open_storage
+
+        open_storage(spec.optuna_storage, spec.name)
 
 
 def _lock_or_exit(run_dir: Path, mirror: Any = None) -> RunLock:
@@ -233,6 +246,7 @@ def _fit(
     from orchestrator.recorder import RunRecorder
     from orchestrator.search import make_scheduler, make_search
     from orchestrator.storage import MirrorCallback
+    from orchestrator.trackers import tracker_callbacks
 
     resources, slots = sized
     idle = _idle_baseline(spec)
@@ -272,7 +286,7 @@ def _fit(
             name=TUNE_DIR,
             # why: on remote storage Tune writes checkpoints straight to <uri>/<name>/tune from every node
             storage_path=mirror.remote.uri if mirror is not None else str(run_dir),
-            callbacks=[recorder, NodeLossIsFree(), *_tune_loggers(spec)]
+            callbacks=[recorder, NodeLossIsFree(), *_tune_loggers(spec), *tracker_callbacks(spec, run_dir)]
             + ([MirrorCallback(mirror)] if mirror is not None else []),
             stop=budget,
             # why USER_RETRIES with NodeLossIsFree: a trial's own failures count, its node's do not

@@ -38,15 +38,36 @@ def end_state(*, error: bool, epochs_run: int, budget_epochs: int) -> TrialState
 def optuna_storage(run_dir: Path | str) -> Any:
     """The Optuna storage of a run's study, for ``optuna.load_study(study_name=<run name>, storage=...)``.
 
-    A new run's study is the journal file; a run that has only ``optuna.db`` (made before the journal) its SQLite URL.
+    A new run's study is the journal file; a run that has only ``optuna.db`` (made before the journal) its SQLite URL;
+    a run made with ``--optuna-storage URL`` (``optuna_storage:`` in its spec) that URL, as its manifest keeps it.
     """
     run_dir = Path(run_dir)
+    url = _manifest_storage_url(run_dir)
+    if url is not None:
+        return url
     if not (run_dir / OPTUNA_JOURNAL).exists() and (run_dir / OPTUNA_DB).exists():
         return f"sqlite:///{(run_dir / OPTUNA_DB).resolve()}"
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     return JournalStorage(JournalFileBackend(str((run_dir / OPTUNA_JOURNAL).resolve())))
+
+
+def _manifest_storage_url(run_dir: Path) -> str | None:
+    """The Optuna storage URL the run's manifest names (its CLI override, else its spec's); None for none."""
+    import json
+
+    try:
+        raw = json.loads((run_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    for section in (raw.get("overrides"), raw.get("spec")):
+        url = section.get("optuna_storage") if isinstance(section, dict) else None
+        if isinstance(url, str) and url:
+            return url
+    return None
 
 
 class NotARunError(ValueError):

@@ -99,3 +99,62 @@ def _check_name(field_: str, name: Any, max_len: int = NAME_MAX) -> str:
 def default_run_name(spec_name: str, now: dt.datetime | None = None) -> str:
     """``<spec name>-<UTC timestamp>``: the run name when none is given (it always passes ``_check_name``)."""
     return f"{spec_name}{(now or dt.datetime.now(dt.UTC)).strftime(_STAMP)}"
+
+
+LOGGERS = ("mlflow", "wandb")  # trackers fed through Ray Tune's own logger callbacks (orchestrator.trackers)
+OPTUNA_STORAGE_MAX = 2000  # characters of a storage URL; why: it is stored in the manifest and shown in messages
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "credential")
+
+
+def parse_loggers(field_: str, v: Any) -> tuple[str, ...]:
+    """``loggers: [mlflow, wandb]`` (a list, each name once; a single name is a list of one)."""
+    names = [v] if isinstance(v, str) else v
+    if not isinstance(names, (list, tuple)):
+        raise SpecError(field_, v, f"a list of tracker names from {list(LOGGERS)}")
+    for name in names:
+        if not isinstance(name, str) or name not in LOGGERS:
+            raise SpecError(field_, name, f"a tracker name, one of {list(LOGGERS)}")
+    if len(set(names)) != len(names):
+        raise SpecError(field_, list(names), f"each of {list(LOGGERS)} at most once")
+    return tuple(names)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its user and password (before the host's ``@``) and any query that names a secret masked:
+    ``postgresql://***@host/db``, ``mysql://host/db?***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest, q, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    if q and any(w in query.lower() for w in _SECRET_WORDS):
+        query = "***"
+    return f"{scheme}://{netloc}{slash}{path}{q}{query}"
+
+
+def parse_optuna_storage(field_: str, v: Any) -> str:
+    """An Optuna RDB storage URL (``sqlite:///PATH``, ``postgresql://USER@HOST/DB``, ``mysql+pymysql://...``) with
+    no password in it: it is kept in the run's manifest, so that ``resume`` reopens the same study.
+
+    why refused with a password: the manifest, Tune's saved searcher and every message would hold it. The database
+    drivers read it from the environment instead (PGPASSWORD or ~/.pgpass for PostgreSQL; a MySQL option file).
+    """
+    allowed = "an Optuna storage URL such as sqlite:///PATH or postgresql://USER@HOST/DB"
+    if not isinstance(v, str) or not 0 < len(v) <= OPTUNA_STORAGE_MAX or not v.isprintable() or " " in v:
+        shown = redact_url(v[:200]) if isinstance(v, str) else v
+        raise SpecError(field_, shown, f"{allowed} (at most {OPTUNA_STORAGE_MAX} characters, no spaces)")
+    scheme, sep, rest = v.partition("://")
+    if not sep or not scheme or not all(c.isascii() and (c.isalnum() or c in "+_") for c in scheme):
+        raise SpecError(field_, redact_url(v), allowed)
+    rest, _, query = rest.partition("?")
+    userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+    if ":" in userinfo or any(w in query.lower() for w in _SECRET_WORDS):
+        raise SpecError(
+            field_,
+            redact_url(v),
+            f"{allowed}, without a password in it: the run's manifest keeps the URL; give the password through "
+            "the database driver's environment (PGPASSWORD or ~/.pgpass for PostgreSQL, an option file for MySQL)",
+        )
+    return v

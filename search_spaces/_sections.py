@@ -179,7 +179,8 @@ def _parse_resources(raw: Any) -> Resources:
 
 
 def _parse_energy(raw: Any) -> EnergySettings:
-    d = _mapping("energy", raw, ("watts_per_core", "idle_baseline_s", "grid_g_per_kwh", "pue", "budget_j"))
+    keys = ("watts_per_core", "idle_baseline_s", "grid_g_per_kwh", "pue", "budget_j", "cloud_region")
+    d = _mapping("energy", raw, keys)
     budget = d.get("budget_j")
     wpc = d.get("watts_per_core")
     grid = d.get("grid_g_per_kwh")
@@ -190,7 +191,27 @@ def _parse_energy(raw: Any) -> EnergySettings:
         grid_g_per_kwh=None if grid is None else _num("energy.grid_g_per_kwh", grid, minimum=0.0),
         pue=None if pue is None else _num("energy.pue", pue, minimum=1.0),
         budget_j=None if budget is None else _num("energy.budget_j", budget, positive=True),
+        cloud_region=_parse_cloud_region(d.get("cloud_region")),
     )
+
+
+CLOUD_PROVIDERS = ("aws", "gcp")  # why these: the providers of orchestrator.grid's region table
+
+
+def _parse_cloud_region(raw: Any) -> str | None:
+    """``provider:region`` as the provider spells the region (``gcp:us-central1``, ``aws:us-west-2``)."""
+    if raw is None:
+        return None
+    provider, sep, region = raw.partition(":") if isinstance(raw, str) else ("", "", "")
+    if (
+        not sep
+        or provider not in CLOUD_PROVIDERS
+        or not 0 < len(region) <= 64
+        or not all(c.isascii() and (c.islower() or c.isdigit() or c == "-") for c in region)
+    ):
+        allowed = f"provider:region, the provider one of {list(CLOUD_PROVIDERS)} (gcp:us-central1, aws:us-west-2)"
+        raise SpecError("energy.cloud_region", raw, allowed)
+    return raw
 
 
 def _parse_trainable(raw: Any) -> str | Callable[..., Any]:

@@ -16,7 +16,17 @@ from typing import Any
 
 import yaml
 
-from search_spaces._check import NUM_SAMPLES_MAX, SPEC_NAME_MAX, SpecError, _bool, _check_name, _int, _mapping
+from search_spaces._check import (
+    NUM_SAMPLES_MAX,
+    SPEC_NAME_MAX,
+    SpecError,
+    _bool,
+    _check_name,
+    _int,
+    _mapping,
+    parse_loggers,
+    parse_optuna_storage,
+)
 from search_spaces._sections import (
     _check_key,
     _check_key_value,
@@ -49,6 +59,8 @@ TOP_KEYS = (
     "scheduler",
     "energy",
     "tensorboard",
+    "loggers",
+    "optuna_storage",
 )
 
 # why: a spec is a page of YAML; reading more than this (a binary file, /proc, a log passed by mistake) is a
@@ -133,6 +145,10 @@ def parse_spec(raw: Any, *, source: str = "<memory>") -> SweepSpec:
         energy=_parse_energy(d.get("energy")),
         description=str(d.get("description", "")),
         tensorboard=_bool("tensorboard", d.get("tensorboard", False)),
+        loggers=parse_loggers("loggers", [] if d.get("loggers") is None else d["loggers"]),
+        optuna_storage=None
+        if d.get("optuna_storage") is None
+        else parse_optuna_storage("optuna_storage", d["optuna_storage"]),
         source=source,
         raw={**d, "trainable": reference(trainable), **({"cost": reference(d["cost"])} if d.get("cost") else {})},
         trainable=trainable,

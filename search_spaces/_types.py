@@ -6,7 +6,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from search_spaces._check import NUM_SAMPLES_MAX, SpecError, _check_name, _int, _num, _seed
+from search_spaces._check import (
+    NUM_SAMPLES_MAX,
+    SpecError,
+    _check_name,
+    _int,
+    _num,
+    _seed,
+    parse_loggers,
+    parse_optuna_storage,
+)
 from trainables.config import ConfigError, DatasetConfig, TrialConfig, check_compatible
 from trainables.loader import BUILTIN, reference
 
@@ -89,6 +98,9 @@ class EnergySettings:
     grid_g_per_kwh: float | None = None  # carbon intensity; None = documented default
     pue: float | None = None
     budget_j: float | None = None  # stop launching trials once the sweep has spent this many joules
+    # "provider:region" (gcp:us-central1, aws:us-west-2) for the grid intensity when the cluster does not say
+    # (orchestrator.grid); None = read it from the cluster, if it is on a cloud
+    cloud_region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,9 @@ class SweepSpec:
     description: str = ""
     max_epochs: int | None = None  # CLI --max-epochs: caps each trial's epochs
     tensorboard: bool = False  # also write TensorBoard event files under <run>/tune (CLI --tensorboard)
+    loggers: tuple[str, ...] = ()  # trackers fed every epoch's metrics (_check.LOGGERS; CLI --logger)
+    # an Optuna RDB storage URL (no password in it) for the study instead of the run's journal file
+    optuna_storage: str | None = None
     source: str = ""  # the file it came from
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
     # "package.module:function" of the trainable (the Python API may hand the function itself)
@@ -158,12 +173,24 @@ class SweepSpec:
         return min(epochs, self.max_epochs) if self.max_epochs else epochs
 
     def with_overrides(self, **changes: Any) -> SweepSpec:
-        """A copy with CLI overrides (num_samples, max_epochs, seed, name, energy_budget, tensorboard); validated."""
+        """A copy with CLI overrides (num_samples, max_epochs, seed, name, energy_budget, tensorboard, loggers,
+        optuna_storage, grid_intensity); validated."""
         seed = changes.pop("seed", None)
         budget = changes.pop("energy_budget", None)
+        grid = changes.pop("grid_intensity", None)
         if budget is not None:
             changes["energy"] = replace(self.energy, budget_j=_num("--energy-budget", budget, positive=True))
-        given = {k: v for k, v in {**changes, "seed": seed, "energy_budget": budget}.items() if v is not None}
+        if grid is not None:
+            energy = changes.get("energy", self.energy)
+            changes["energy"] = replace(energy, grid_g_per_kwh=_num("--grid-intensity", grid, minimum=0.0))
+        if changes.get("loggers") is not None:
+            changes["loggers"] = parse_loggers("--logger", changes["loggers"])
+        if changes.get("optuna_storage") is not None:
+            changes["optuna_storage"] = parse_optuna_storage("--optuna-storage", changes["optuna_storage"])
+        extra = {"seed": seed, "energy_budget": budget, "grid_intensity": grid}
+        given = {k: v for k, v in {**changes, **extra}.items() if v is not None}
+        if "loggers" in given:
+            given["loggers"] = list(given["loggers"])  # why: the manifest is JSON
         given.pop("energy", None)
         spec = replace(
             self, **{k: v for k, v in changes.items() if v is not None}, overrides={**self.overrides, **given}

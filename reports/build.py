@@ -19,6 +19,7 @@ from reports.components import (
     hardware_text,
     with_gpu_models,
 )
+from reports.emissions import with_co2e, write_emissions
 from reports.errors import failed_trials, summarised
 from reports.figures import FigureData, build_figures
 from reports.html import ReportPage, write_pages
@@ -88,6 +89,8 @@ def report_from_tables(
     trials, front = analysis.analyse_front(with_gpu_models(tables.trials, provenance), objectives)
     energy = analysis.energy_info(trials)
     carbon = analysis.carbon_estimate(manifest, trials)
+    trials = with_co2e(trials, manifest)  # why before the tables: trials.csv carries each trial's CO2e
+    write_emissions(trials, manifest, out_dir)
     write_tables(dataclasses.replace(tables, trials=trials), out_dir)
     pareto = pareto_frame(trials, front, tables.columns)
     write_csv(pareto, out_dir / "pareto.csv")
@@ -129,10 +132,10 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
     """Read a run directory and write its report into ``<run_dir>/report/``; return that directory.
 
     Writes ``index.html`` (self-contained), ``report.md``, ``pareto.csv``, ``trials.csv``, ``provenance.csv``
-    (each trial's energy provenance, one row per trial that recorded it), ``trials.parquet`` and
-    ``epochs.parquet``. Works on unfinished runs (a snapshot) and without Ray or torch. Links planted in the
-    run's ``report/`` are replaced, never written through; CSV cells that would run as formulas are
-    neutralised (see ``reports.output``).
+    (each trial's energy provenance, one row per trial that recorded it), ``emissions.csv`` (CodeCarbon's
+    format, ``reports.emissions``), ``trials.parquet`` and ``epochs.parquet``. Works on unfinished runs (a
+    snapshot) and without Ray or torch. Links planted in the run's ``report/`` are replaced, never written
+    through; CSV cells that would run as formulas are neutralised (see ``reports.output``).
     Raises ``NotARunError`` naming the path when ``run_dir`` is missing or not a wattsweep run.
     """
     run = read_run(run_dir)

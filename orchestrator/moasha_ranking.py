@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from reports.pareto import as_minimisation, hypervolume, non_dominated_sort
+from reports.pareto import as_minimisation, non_dominated_sort
 
 __all__ = [
     "HV_REFERENCE",
@@ -74,14 +74,17 @@ def hypervolume_contribution(loss: FloatArray, ranks: IntArray) -> FloatArray:
     ``loss`` should be normalised (see ``normalised_loss``); the reference point is ``HV_REFERENCE`` on every
     objective. Duplicates share the contribution of their one distinct point (not 0 each).
     """
+    import moocore
+
     contrib = np.zeros(len(loss))
-    mins = ["min"] * loss.shape[1] if loss.ndim == 2 else []
-    ref = [HV_REFERENCE] * len(mins)
     for r in np.unique(ranks):
         members = np.flatnonzero(ranks == r)
         uniq, inverse = np.unique(loss[members], axis=0, return_inverse=True)
-        total = hypervolume(uniq, mins, ref)
-        c = np.array([total - hypervolume(np.delete(uniq, i, axis=0), mins, ref) for i in range(len(uniq))])
+        # why moocore: all contributions of a front in one pass (a sweep over the sorted front for two objectives),
+        # where one hypervolume per left-out point made a decision at a rung of 2,000 trials take ~0.9 s here
+        # against ~17 ms; with one objective a front is one distinct value, its hypervolume all its own
+        one = uniq.shape[1] == 1
+        c = HV_REFERENCE - uniq[:, 0] if one else moocore.hv_contributions(uniq, ref=HV_REFERENCE)
         contrib[members] = c[inverse.reshape(-1)]
     return contrib
 

@@ -78,3 +78,10 @@ def test_gpu_share_check_says_why_it_cannot_run_without_a_gpu() -> None:
         [sys.executable, "benchmarks/gpu_share_check.py"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 0 and "no NVIDIA GPU to check" in r.stdout, r.stdout + r.stderr
+
+
+def test_rung_ranking_prints_both_tie_breaks_and_checks_contributions_against_their_definition() -> None:
+    r = _run("benchmarks/rung_ranking.py", "--sizes", "20", "50", "--reps", "1")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    rows = [line.split() for line in r.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["20", "50"] and all(row[-1].endswith("x") for row in rows), r.stdout

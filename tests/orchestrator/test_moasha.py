@@ -24,6 +24,7 @@ from orchestrator.moasha import (
     rung_order,
     survives,
 )
+from orchestrator.moasha_ranking import HV_REFERENCE
 from reports.pareto import non_dominated_sort
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
@@ -145,6 +146,28 @@ def test_hypervolume_contribution_of_duplicates_is_shared() -> None:
     contrib = hypervolume_contribution(normalised_loss(pts, DIRS), non_dominated_sort(pts, DIRS))
     assert contrib[0] == contrib[2] > 0
     assert rung_order(pts, DIRS, tie_break="hypervolume").tolist()[-1] == 2  # the later copy is last
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pts=st.lists(st.tuples(*(st.integers(0, 50).map(float),) * 3), min_size=1, max_size=30),
+    dims=st.sampled_from([1, 2, 3]),
+)
+def test_hypervolume_contribution_is_the_hypervolume_lost_without_the_point(
+    pts: list[tuple[float, float, float]], dims: int
+) -> None:
+    # the definition, one hypervolume per left-out distinct point, against the one-pass contributions used
+    from reports.pareto import hypervolume
+
+    directions = ["min"] * dims
+    loss = normalised_loss([p[:dims] for p in pts], directions)
+    ranks = non_dominated_sort(loss, directions)
+    got = hypervolume_contribution(loss, ranks)
+    ref = [HV_REFERENCE] * dims
+    for i in range(len(loss)):
+        front = np.unique(loss[ranks == ranks[i]], axis=0)
+        without = front[np.any(front != loss[i], axis=1)]
+        assert got[i] == pytest.approx(hypervolume(front, directions, ref) - hypervolume(without, directions, ref))
 
 
 # why integers, power-of-two scales and integer shifts: the transformed points are exact in floating point,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,8 +28,15 @@ class ExportFailure(RuntimeError):
     """An artifact could not be made or run at export time (exit 1): names the trial, the format and why."""
 
 
-def _first_lines(e: BaseException, n: int = 3) -> str:
-    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_lines(e: BaseException, n: int = 2) -> str:
+    """The part of a foreign error that says what failed. why the summary: torch's exporter puts generic advice
+    first and the operator it could not translate under "## Exception summary"."""
+    text = _ANSI.sub("", str(e)).strip()
+    text = text.split("## Exception summary", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and line.strip() != "⬆️"]
     return " | ".join(lines[:n])[:600] or type(e).__name__
 
 

@@ -21,6 +21,7 @@ from reports.components import (
 )
 from reports.emissions import with_co2e, write_emissions
 from reports.errors import failed_trials, summarised
+from reports.exports import mark_exported, read_exports
 from reports.figures import FigureData, build_figures
 from reports.html import ReportPage, write_pages
 from reports.interactive import interactive_chart
@@ -92,8 +93,11 @@ def report_from_tables(
     trials = with_co2e(trials, manifest)  # why before the tables: trials.csv carries each trial's CO2e
     write_emissions(trials, manifest, out_dir)
     write_tables(dataclasses.replace(tables, trials=trials), out_dir)
-    pareto = pareto_frame(trials, front, tables.columns)
+    exports = read_exports(run.run_dir) if run is not None else read_exports(out_dir.parent)
+    pareto = mark_exported(pareto_frame(trials, front, tables.columns), exports)  # why: `report` after `export`
     write_csv(pareto, out_dir / "pareto.csv")
+    if not exports.empty:
+        write_csv(exports, out_dir / "exports.csv")
     components = components_table(trials)
     models = gpu_models(trials)
     hardware = hardware_text(trials, models)
@@ -123,6 +127,7 @@ def report_from_tables(
         # why the summary line: a traceback of 4,000 characters in a table cell; the failed list has it whole
         trials=table_text(trials.assign(error=summarised(trials["error"])), trials.columns),
         chart=interactive_chart(trials, front, energy, space.keys),
+        exports=None if exports.empty else table_text(exports, exports.columns),
     )
     write_pages(page, out_dir)
     return out_dir

@@ -53,6 +53,7 @@ class ReportPage:
     unreadable: list[tuple[str, str]]  # (trial id, what could not be read)
     trials: TableText
     chart: InteractiveChart | None = None  # the interactive accuracy-energy chart (None: no trial to draw)
+    exports: TableText | None = None  # the run's exported artifacts, measured (None: nothing exported)
 
 
 def _data_uri(png: bytes) -> str:

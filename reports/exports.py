@@ -74,4 +74,6 @@ def mark_exported(pareto: pd.DataFrame, exports: pd.DataFrame) -> pd.DataFrame:
     if exports.empty or "trial_id" not in pareto.columns:
         return pareto
     formats = exports.groupby("trial_id", sort=False)["format"].agg(lambda f: ", ".join(f))
-    return pareto.assign(**{EXPORTED: pareto["trial_id"].map(formats).fillna("")})
+    marked = pareto.assign(**{EXPORTED: pareto["trial_id"].map(formats).fillna("")})
+    # why second: a wide front table scrolls; the mark belongs beside the trial it marks
+    return marked[["trial_id", EXPORTED, *(c for c in pareto.columns if c != "trial_id")]]

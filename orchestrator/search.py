@@ -250,6 +250,9 @@ class HonestOptunaSearch(OptunaSearch):
         result = result or {}
         epochs_run, budget = int(result.get(EPOCH, 0)), int(result.get(BUDGET_EPOCHS, 0))
         if result:
+            # why here too: a result the scheduler answers with STOP reaches the searcher only as the trial's end
+            by_epoch: dict[str, dict[str, list]] = self.__dict__.setdefault("_by_epoch", {})
+            record_epoch(ot_trial, result, self._metric_names(), by_epoch.setdefault(trial_id, {}))
             ot_trial.set_user_attr("epochs_run", epochs_run)
             ot_trial.set_user_attr("budget_epochs", budget)
             for key, value in trial_facts(result).items():

@@ -243,6 +243,7 @@ def _fit(
     from orchestrator.budget import EnergyBudget
     from orchestrator.failures import USER_RETRIES, NodeLossIsFree
     from orchestrator.limiter import follow_cluster
+    from orchestrator.live import LiveView
     from orchestrator.recorder import RunRecorder
     from orchestrator.search import make_scheduler, make_search
     from orchestrator.storage import MirrorCallback
@@ -252,11 +253,18 @@ def _fit(
     idle = _idle_baseline(spec)
     # why: the report's bill counts idle slot time; the idle baseline makes dynamic_energy_j
     writer.update_manifest(slots=slots, resources=resources, idle_power_w=idle)
+    # why before the recorder: on a terminal the recorder's lines go above the live panel (orchestrator.live)
+    live = LiveView(
+        num_samples=spec.num_samples,
+        objectives=[(o.metric, o.direction) for o in spec.objectives],
+        budget_j=spec.energy.budget_j,
+    )
     recorder = RunRecorder(
         writer,
         num_samples=spec.num_samples,
         objectives=[(o.metric, o.direction) for o in spec.objectives],
         full_config=spec.full_config,
+        out=live.above,
     )
     print(
         f"wattsweep: {spec.num_samples} trials of {spec.name!r}, {slots} at a time "
@@ -286,7 +294,7 @@ def _fit(
             name=TUNE_DIR,
             # why: on remote storage Tune writes checkpoints straight to <uri>/<name>/tune from every node
             storage_path=mirror.remote.uri if mirror is not None else str(run_dir),
-            callbacks=[recorder, NodeLossIsFree(), *_tune_loggers(spec), *tracker_callbacks(spec, run_dir)]
+            callbacks=[recorder, live, NodeLossIsFree(), *_tune_loggers(spec), *tracker_callbacks(spec, run_dir)]
             + ([MirrorCallback(mirror)] if mirror is not None else []),
             stop=budget,
             # why USER_RETRIES with NodeLossIsFree: a trial's own failures count, its node's do not

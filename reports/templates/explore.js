@@ -46,21 +46,23 @@
   }
   var energyUnit = d.energy_estimated ? "J, estimated" : "J";
 
-  function padded(lo, hi, log) {
+  // A range around [lo, hi]: `share` of its span on each side, at least `least` (decades on a log axis, else a
+  // share of the larger value), so that a front of one or two points still shows the trials near it
+  function padded(lo, hi, log, share, least) {
     if (log) { lo = Math.log10(lo); hi = Math.log10(hi); }
-    var pad = hi > lo ? 0.08 * (hi - lo) : (log ? 0.1 : Math.max(Math.abs(hi) * 0.05, 0.01));
+    var pad = Math.max(share * (hi - lo), log ? least : least * Math.max(Math.abs(hi), Math.abs(lo)), 1e-9);
     lo -= pad; hi += pad;
     return log ? [Math.pow(10, lo), Math.pow(10, hi)] : [lo, hi];
   }
-  function view(pick) {
+  function view(pick, share, least) {
     var px = [], py = [];
     for (var t = 0; t < n; t++) { if (pick(t)) { px.push(d.x[t]); py.push(d.y[t]); } }
     if (!px.length) { return null; }
-    return {x: padded(Math.min.apply(null, px), Math.max.apply(null, px), d.log_energy),
-            y: padded(Math.min.apply(null, py), Math.max.apply(null, py), false)};
+    return {x: padded(Math.min.apply(null, px), Math.max.apply(null, px), d.log_energy, share, 0.1),
+            y: padded(Math.min.apply(null, py), Math.max.apply(null, py), false, share, least)};
   }
-  var ALL = view(function () { return true; });
-  var FRONT = view(function (t) { return d.on_front[t]; }) || ALL;
+  var ALL = view(function () { return true; }, 0.06, 0.02);
+  var FRONT = view(function (t) { return d.on_front[t]; }, 0.25, 0.01) || ALL;
 
   var series = [{label: "energy"}];
   GROUPS.forEach(function (grp) {

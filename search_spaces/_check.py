@@ -120,18 +120,17 @@ def parse_loggers(field_: str, v: Any) -> tuple[str, ...]:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its user and password (before the host's ``@``) and any query that names a secret masked:
-    ``postgresql://***@host/db``, ``mysql://host/db?***``."""
+    """``url`` with all before its last ``@`` masked (user and password; why the last: a password may hold ``/``,
+    ``?`` or ``@``) and a query that names a secret masked: ``postgresql://***@host/db``, ``mysql://host/db?***``."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
     rest, q, query = rest.partition("?")
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
     if q and any(w in query.lower() for w in _SECRET_WORDS):
         query = "***"
-    return f"{scheme}://{netloc}{slash}{path}{q}{query}"
+    return f"{scheme}://{rest}{q}{query}"
 
 
 def parse_optuna_storage(field_: str, v: Any) -> str:
@@ -148,8 +147,7 @@ def parse_optuna_storage(field_: str, v: Any) -> str:
     scheme, sep, rest = v.partition("://")
     if not sep or not scheme or not all(c.isascii() and (c.isalnum() or c in "+_") for c in scheme):
         raise SpecError(field_, redact_url(v), allowed)
-    rest, _, query = rest.partition("?")
-    userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+    userinfo, query = rest.rpartition("@")[0], rest.rpartition("@")[2].partition("?")[2]
     if ":" in userinfo or any(w in query.lower() for w in _SECRET_WORDS):
         raise SpecError(
             field_,

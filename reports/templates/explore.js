@@ -94,7 +94,8 @@
       total++;
       if (!inView(u, order[k])) { out++; }
     }
-    var where = current === FRONT ? "Zoomed to the Pareto front" : (current === ALL ? "All trials" : "Zoomed");
+    var where = current === ALL ? (FRONT === ALL ? "All trials (no front yet: no trial has completed its budget)" :
+      "All trials") : (current === FRONT ? "Zoomed to the Pareto front" : "Zoomed");
     status.textContent = where + ": " + (total - out) + " of " + total + " shown trials in view" +
       (out ? " (" + out + " outside: \u201cShow all trials\u201d or double-click to see them)." : ".");
   }

@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from reports.interactive import VENDOR, json_island
+from reports.analysis import DEFAULT_OBJECTIVES, EnergyInfo, FrontResult
+from reports.interactive import VENDOR, interactive_chart, json_island
 from tests.reports.cdp import Browser
 from tests.reports.conftest import XSS, XSS_ID
 from tests.reports.test_html_browser import chromium  # noqa: F401  (the fixture: skip here, fail in CI)
@@ -213,3 +214,27 @@ def test_the_reports_policy_blocks_any_request(browser: Browser, report_dir: Pat
     browser.open(page.as_uri())
     assert "http://192.0.2.1/leak" not in browser.requests()
     assert any("Content Security Policy" in p for p in browser.problems())
+
+
+def test_no_front_opens_on_every_trial_and_nothing_to_draw_no_chart(
+    browser: Browser, tmp_path: Path, trial_writer: Callable[..., None]
+) -> None:
+    from reports import build_report
+    from rundir import RunWriter
+
+    w = RunWriter(tmp_path / "early")
+    w.write_manifest({"name": "early", "status": "running"})
+    trial_writer(w, "a", {"depth": 8}, [0.5], [3.0], "running")
+    trial_writer(w, "b", {"depth": 8}, [0.6], [4.0], "stopped")
+    page = build_report(tmp_path / "early") / "index.html"
+    browser.open(page.as_uri())
+    assert browser.js("wattsweepExplore.views.front === wattsweepExplore.views.all") is True
+    assert "All trials (no front yet: no trial has completed its budget): 2 of 2 shown trials in view." in browser.js(
+        "document.querySelector('#ws-explore .ws-status').textContent"
+    )
+    assert _hover(browser, *_point(browser, "b"))["trial"] == "b"
+    assert browser.problems() == []
+    # no trial with both accuracy and a positive energy: no chart (the page then has no script at all)
+    trials = pd.DataFrame({"trial_id": ["a"], "state": ["failed"], "accuracy": [0.5], "energy_j": [float("nan")]})
+    front = FrontResult(DEFAULT_OBJECTIVES, 0, None, None, None, history=pd.DataFrame())
+    assert interactive_chart(trials, front, EnergyInfo(True, (), ""), ()) is None

@@ -126,7 +126,7 @@
     tip.style.display = "block";
     var w = u.over.clientWidth;
     tip.style.left = (left + 14 + tip.offsetWidth > w ? Math.max(0, left - 14 - tip.offsetWidth) : left + 14) + "px";
-    tip.style.top = Math.max(0, top - 10) + "px";
+    tip.style.top = Math.max(0, Math.min(top - 10, u.over.clientHeight - tip.offsetHeight)) + "px";
     tip.setAttribute("data-trial", d.trial_id[t]);
   }
   function onCursor(u) {

@@ -1,4 +1,9 @@
-"""Search efficiency on digits: hypervolume of the accuracy / energy front against the energy a sweep spends.
+"""Search efficiency: hypervolume of the accuracy / energy front against the energy a sweep spends.
+
+On the default sweep's space (digits, search_spaces/digits_resnet.yaml) unless ``--spec`` names another: its
+dataset, fixed keys and searched ranges are then the benchmark's, its reference grid is stored beside the spec
+(``reference_front_<spec name>.json``), and the strategies are the same (``default`` is still wattsweep's default
+strategy, the shipped default spec's sampler and scheduler).
 
 Strategies, each with the same number of trials, over several sampler seeds, in one run:
   random          random sampling, every trial runs its whole budget
@@ -21,6 +26,8 @@ the sweeps are comparable only when run under similar load; the script prints th
 
 Usage:
     python benchmarks/search_efficiency.py --build-reference     # once: the grid, ~10 min on 2 cores
+    python benchmarks/search_efficiency.py --spec S.yaml --build-reference   # once per other space, then:
+    python benchmarks/search_efficiency.py --spec S.yaml
     python benchmarks/search_efficiency.py                       # 3 seeds x 3 strategies x 24 trials, ~20 min
     python benchmarks/search_efficiency.py --quick               # 1 seed x 16 trials, ~5 min
 """
@@ -56,13 +63,30 @@ from search_spaces import SweepSpec, load_spec, parse_spec
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = Path(__file__).with_name("reference_front_digits.json")
 DIRECTIONS = ("max", "min")  # accuracy, energy_j
-# The benchmark measures the default sweep: its space, fixed keys and dataset are the default spec's (the stored
-# reference grid was run for them; tests/test_benchmarks.py fails if the spec and the grid part ways)
-DEFAULT_SPEC = load_spec(ROOT / "search_spaces" / "digits_resnet.yaml")
-FIXED: dict[str, Any] = dict(DEFAULT_SPEC.raw["fixed"])
-SPACE: dict[str, Any] = {  # the searched ranges; each key's `default` (used only by `trial`) left out
-    name: {k: v for k, v in p.items() if k != "default"} for name, p in DEFAULT_SPEC.raw["space"].items()
-}
+# wattsweep's default strategy is the default spec's; by default the benchmark also measures its space, fixed keys
+# and dataset (the stored reference grid was run for them; tests/test_benchmarks.py fails if the two part ways)
+DEFAULT_SPEC_PATH = ROOT / "search_spaces" / "digits_resnet.yaml"
+DEFAULT_SPEC = load_spec(DEFAULT_SPEC_PATH)
+# The benchmarked spec and what is taken from it (``use_spec`` sets them from ``--spec``)
+BENCH_SPEC: SweepSpec = DEFAULT_SPEC
+BENCH_SOURCE = str(DEFAULT_SPEC_PATH)  # why: a csv dataset's relative path is relative to the spec's file
+FIXED: dict[str, Any] = {}
+SPACE: dict[str, Any] = {}
+
+
+def use_spec(path: Path) -> Path:
+    """Benchmark the space of the spec at ``path``; returns where its reference grid is stored."""
+    global BENCH_SPEC, BENCH_SOURCE, FIXED, SPACE
+    BENCH_SPEC, BENCH_SOURCE = load_spec(path), str(path)
+    FIXED = dict(BENCH_SPEC.raw.get("fixed", {}))
+    # the searched ranges; each key's `default` (used only by `trial`) left out
+    SPACE = {name: {k: v for k, v in p.items() if k != "default"} for name, p in BENCH_SPEC.raw["space"].items()}
+    if Path(path).resolve() == DEFAULT_SPEC_PATH.resolve():
+        return REFERENCE
+    return Path(path).with_name(f"reference_front_{BENCH_SPEC.name}.json")
+
+
+use_spec(DEFAULT_SPEC_PATH)
 MOASHA = {"kind": "moasha", "grace_period": 1, "reduction_factor": 3}
 # why these variants: on 2 slots ASHA's rule (the first trials at a rung always pass) let ~7 of 24 trials run
 # their whole budget; "defer" judges them once the rung holds eta points, "hv" orders a front by hypervolume
@@ -113,18 +137,28 @@ def reference_point(max_grid_energy_j: float) -> list[float]:
     return [0.5, 1.1 * max_grid_energy_j]
 
 
-def grid_configs(n_lr: int, n_prune: int) -> list[dict[str, Any]]:
-    """Every depth x width, ``n_lr`` log-spaced learning rates and ``n_prune`` evenly spaced pruning ratios."""
-    lr, pr = SPACE["lr"], SPACE["prune_ratio"]
-    lrs = np.geomspace(lr["low"], lr["high"], n_lr).round(6).tolist()
-    prunes = np.linspace(pr["low"], pr["high"], n_prune).round(4).tolist()
-    axes = (SPACE["depth"]["values"], SPACE["width"]["values"], lrs, prunes)
-    return [
-        dict(zip(("depth", "width", "lr", "prune_ratio"), combo, strict=True)) for combo in itertools.product(*axes)
-    ]
+def _axis(p: dict[str, Any], points: int) -> list[Any]:
+    """The grid's values of one searched key: every choice; ``points`` values spread over a range."""
+    if p["kind"] == "choice":
+        return list(p["values"])
+    low, high = p["low"], p["high"]
+    if p["kind"] == "loguniform":
+        return np.geomspace(low, high, points).round(6).tolist()
+    if p["kind"] == "uniform":
+        return np.linspace(low, high, points).round(4).tolist()
+    values = list(range(int(low), int(high) + 1, int(p.get("step", 1))))  # int
+    if len(values) <= points:
+        return values
+    return [values[round(float(i))] for i in np.linspace(0, len(values) - 1, points)]
 
 
-def build_reference(path: Path, n_lr: int, n_prune: int) -> None:
+def grid_configs(points: int) -> list[dict[str, Any]]:
+    """Every combination of the searched keys' grid values (``_axis``)."""
+    axes = {name: _axis(p, points) for name, p in SPACE.items()}
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+def build_reference(path: Path, points: int) -> None:
     """Run the grid once (plain Tune, 1 CPU per trial, reused actors: the sweeps' trainable and worker set-up)."""
     import ray
     from ray import tune
@@ -132,18 +166,15 @@ def build_reference(path: Path, n_lr: int, n_prune: int) -> None:
     from orchestrator.sweep import trial_plan
     from trainables.ray_trainable import tune_trainable
 
-    grid = grid_configs(n_lr, n_prune)
+    grid = grid_configs(points)
     print(f"reference grid: {len(grid)} configurations x {FIXED['epochs']} epochs; load average {_load()}", flush=True)
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(ROOT), *_pythonpath()]))
     # why: a checkpoint every epoch (as in the sweeps, so the energy compares) trips a warning meant for slow storage
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # why the sweeps' own plan: the built-in trainable on the spec's dataset, 1 torch thread (resources.cpu 1), the
     # spec's watts_per_core (unset) and no epoch cap; the same settings the grid ran with before the trial plan
-    plan = trial_plan(DEFAULT_SPEC)
-    space = {
-        **FIXED,
-        **{k: tune.grid_search(sorted({g[k] for g in grid})) for k in ("depth", "width", "lr", "prune_ratio")},
-    }
+    plan = trial_plan(BENCH_SPEC)
+    space = {**FIXED, **{k: tune.grid_search(_axis(p, points)) for k, p in SPACE.items()}}
     t0 = time.perf_counter()
     ray.init(
         address="local",
@@ -183,7 +214,8 @@ def build_reference(path: Path, n_lr: int, n_prune: int) -> None:
         "energy_source": points[0].get("energy_source") if points else None,
         "fixed": FIXED,
         "space": SPACE,
-        "grid": {"n_lr": n_lr, "n_prune": n_prune, "configurations": len(grid)},
+        "spec": BENCH_SPEC.name,
+        "grid": {"points_per_range": points, "configurations": len(grid)},
         "wall_s": round(wall, 1),
         "reference_point": ref,
         "hypervolume": hypervolume(values, DIRECTIONS, ref),
@@ -201,12 +233,15 @@ def _grid_point(config: dict[str, Any], m: dict[str, Any]) -> dict[str, Any] | N
     if int(m.get("epoch", 0)) < FIXED["epochs"]:
         return None  # why: a failed grid trial has no final value; it is left out (and counted in the log)
     keys = ("accuracy", "test_accuracy", "energy_j", "time_s", "effective_flops", "energy_source")
-    return {**{k: config[k] for k in ("depth", "width", "lr", "prune_ratio")}, **{k: m.get(k) for k in keys}}
+    return {**{k: config[k] for k in SPACE}, **{k: m.get(k) for k in keys}}
 
 
 def load_reference(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise SystemExit(f"no reference front at {path}: run `python {Path(__file__).name} --build-reference` once")
+        spec = "" if path == REFERENCE else f" --spec {BENCH_SOURCE}"
+        raise SystemExit(
+            f"no reference front at {path}: run `python {Path(__file__).name}{spec} --build-reference` once"
+        )
     return json.loads(path.read_text())
 
 
@@ -233,7 +268,7 @@ def spec_for(strategy: str, seed: int, n_trials: int) -> SweepSpec:
     sampler, scheduler = STRATEGIES[strategy]
     raw = {
         "name": f"eff_{strategy}_{seed}",
-        "dataset": dict(DEFAULT_SPEC.raw["dataset"]),
+        "dataset": dict(BENCH_SPEC.raw.get("dataset", {})),
         "fixed": FIXED,
         "space": SPACE,
         "sampler": {**sampler, "seed": seed},
@@ -241,7 +276,7 @@ def spec_for(strategy: str, seed: int, n_trials: int) -> SweepSpec:
         "num_samples": n_trials,
         "resources": {"cpu": 1, "gpu": 0},
     }
-    return parse_spec(raw, source="benchmarks/search_efficiency.py")
+    return parse_spec(raw, source=BENCH_SOURCE)
 
 
 def run_one(strategy: str, seed: int, n_trials: int, storage: Path, ref: list[float]) -> SweepResult:
@@ -438,25 +473,30 @@ def _load() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build-reference", action="store_true", help="run the dense grid and store the front, then exit")
-    ap.add_argument("--grid-lr", type=int, default=5, help="learning rates on the grid (log-spaced)")
-    ap.add_argument("--grid-prune", type=int, default=5, help="pruning ratios on the grid (evenly spaced)")
-    ap.add_argument("--reference", type=Path, default=REFERENCE)
+    ap.add_argument("--spec", type=Path, default=DEFAULT_SPEC_PATH, help="the space to benchmark (a sweep spec)")
+    ap.add_argument("--grid-points", type=int, default=5, help="grid values per searched range (choices: all)")
+    ap.add_argument("--reference", type=Path, default=None, help="the reference grid's file (default: by the spec)")
     ap.add_argument("--trials", type=int, default=24, help="trials per sweep (every strategy the same)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=DEFAULT_STRATEGIES)
     ap.add_argument("--out", type=Path, default=None, help="also write every sweep's trace here (JSON)")
     ap.add_argument("--quick", action="store_true", help="seed 0 only, 16 trials per sweep (~5 min)")
     args = ap.parse_args(argv)
+    stored = use_spec(args.spec)
+    args.reference = args.reference or stored
     if args.build_reference:
-        build_reference(args.reference, args.grid_lr, args.grid_prune)
+        build_reference(args.reference, args.grid_points)
         return 0
     if args.quick:
         args.seeds, args.trials = [0], 16
     reference = load_reference(args.reference)
     ref, ref_hv = reference["reference_point"], float(reference["hypervolume"])
+    ranges = " x ".join(
+        f"{k} {p['values']}" if p["kind"] == "choice" else f"{k} [{p['low']:g}, {p['high']:g}]"
+        for k, p in SPACE.items()
+    )
     print(
-        f"search_efficiency: digits, depth {SPACE['depth']['values']} x width {SPACE['width']['values']} x lr "
-        f"[3e-4, 1e-2] x prune_ratio [0, 0.8], {FIXED['epochs']} epochs (prune every {FIXED['prune_every']}); "
+        f"search_efficiency: {BENCH_SPEC.name} ({BENCH_SPEC.dataset.name}), {ranges}, {FIXED.get('epochs')} epochs; "
         f"{args.trials} trials per sweep, seeds {args.seeds}; {os.cpu_count()} slots of 1 CPU"
     )
     print(

@@ -85,3 +85,24 @@ def test_rung_ranking_prints_both_tie_breaks_and_checks_contributions_against_th
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     rows = [line.split() for line in r.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert [row[0] for row in rows] == ["20", "50"] and all(row[-1].endswith("x") for row in rows), r.stdout
+
+
+def test_search_efficiency_takes_any_spec_and_keeps_the_default_grid() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import search_efficiency as se
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    try:
+        stored = se.use_spec(ROOT / "benchmarks" / "specs" / "synthetic_ffnn.yaml")
+        assert stored.name == "reference_front_synthetic_ffnn.json" and stored.parent.name == "specs"
+        grid = se.grid_configs(5)  # every width x depth choice, 5 learning rates
+        assert len(grid) == 6 * 3 * 5 and {g["width"] for g in grid} == {8, 16, 32, 64, 128, 256}
+        assert se.spec_for("default", 1, 4).dataset.name == "csv"  # the benchmarked spec's data, the default strategy
+        assert se.spec_for("default", 1, 4).scheduler == se.DEFAULT_SPEC.scheduler
+    finally:
+        assert se.use_spec(se.DEFAULT_SPEC_PATH) == se.REFERENCE
+    # the generalised grid is exactly the one the stored digits reference was run on
+    key = ("depth", "width", "lr", "prune_ratio")
+    stored_points = {tuple(p[k] for k in key) for p in se.load_reference(se.REFERENCE)["points"]}
+    assert {tuple(g[k] for k in key) for g in se.grid_configs(5)} == stored_points

@@ -74,7 +74,8 @@ CO2E_G, CO2E_ESTIMATED = "co2e_g", "co2e_estimated"
 
 
 def _truthy(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: v is True or str(v).strip().lower() in ("true", "1", "1.0"))
+    # why astype: an empty column maps to float64, which does not take ``|`` with a bool
+    return values.map(lambda v: v is True or str(v).strip().lower() in ("true", "1", "1.0")).astype(bool)
 
 
 def _section(manifest: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -104,15 +105,25 @@ def _timestamp(unix_s: Any) -> str:
     return dt.datetime.fromtimestamp(float(unix_s), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+_PARTS = {"cpu": (m.ENERGY_CPU_J, m.ENERGY_CPU_SOURCE), "gpu": (m.ENERGY_GPU_J, m.ENERGY_GPU_SOURCE)}
+_PARTS["ram"] = (m.ENERGY_DRAM_J, m.ENERGY_DRAM_SOURCE)
+
+
+def _counted(rows: pd.DataFrame, part: str) -> pd.Series:
+    """A component's energy, J, as ``energy_j`` counts it: an estimated component beside a measured energy is
+    left out (0), as it is of ``energy_j``; a missing one is 0, as CodeCarbon writes absent hardware."""
+    joules, source = _PARTS[part]
+    estimated_part = rows.get(source, pd.Series("", index=rows.index)).astype(str).str.startswith("estimated")
+    energy_estimated = _truthy(rows.get(m.ENERGY_ESTIMATED, pd.Series(False, index=rows.index)))
+    return numeric(rows, joules).fillna(0.0).where(~estimated_part | energy_estimated, 0.0)
+
+
 def emissions_frame(trials: pd.DataFrame, manifest: Mapping[str, Any]) -> pd.DataFrame:
     """One row per trial that reported energy, CodeCarbon's columns (``COLUMNS``) in its units."""
     carbon, facts = carbon_estimate(manifest, trials), _carbon(manifest)
     rows = trials[numeric(trials, m.ENERGY_J).notna()]
     duration = numeric(rows, m.TIME_S)
-    kwh = {
-        part: numeric(rows, column).fillna(0.0) / J_PER_KWH * carbon.pue
-        for part, column in (("cpu", m.ENERGY_CPU_J), ("gpu", m.ENERGY_GPU_J), ("ram", m.ENERGY_DRAM_J))
-    }
+    kwh = {part: _counted(rows, part) / J_PER_KWH * carbon.pue for part in ("cpu", "gpu", "ram")}
     total = numeric(rows, m.ENERGY_J) / J_PER_KWH * carbon.pue
     emissions_kg = total * carbon.grid_g_per_kwh / 1000.0
     per_s = duration.where(duration > 0)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,19 @@ def test_the_readme_lists_the_region_table() -> None:
         assert re.search(rf"\| `{region}` \|[^|]*\| {g:g} \|", readme), region
     for aws, gcp in AWS_SAME_GRID.items():
         assert re.search(rf"\| `{aws}` \| `{gcp}` \|", readme), aws
+
+
+def test_the_region_of_a_real_ray_node_label() -> None:
+    """Ray sets the ``ray.io/availability-region`` label from RAY_NODE_REGION (what a cloud node provider sets)."""
+    code = (
+        "import ray\n"
+        "from orchestrator.grid import detect_region\n"
+        "ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)\n"
+        "try:\n"
+        "    print('REGION', detect_region())\n"
+        "finally:\n"
+        "    ray.shutdown()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_NODE_REGION": "europe-west9"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert "REGION ('gcp', 'europe-west9')" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]

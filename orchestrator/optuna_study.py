@@ -79,7 +79,9 @@ def record_epoch(trial: optuna.Trial, result: Mapping[str, Any], metrics: Sequen
         del series[epoch - 1 :]
         series.extend([None] * (epoch - 1 - len(series)) + [v])
     if len(metrics) == 1:
-        trial.report(first, step=epoch)
+        with warnings.catch_warnings():  # why: a retried trial repeats its epochs; Optuna keeps a step's first value
+            warnings.filterwarnings("ignore", message=".*is already reported", category=UserWarning)
+            trial.report(first, step=epoch)
         return
     storage, trial_id = _storage_of(trial)
     storage.set_trial_intermediate_value(trial_id, epoch, first)

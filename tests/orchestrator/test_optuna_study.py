@@ -109,6 +109,7 @@ def _get(url: str) -> Any:
 
 def test_optuna_dashboard_serves_the_finished_run(run_dir: Path, study: optuna.Study) -> None:
     import optuna_dashboard  # noqa: F401  # why imported: a test-only dependency that must be there, not skipped
+
     port = _free_port()
     journal = str(run_dir / "optuna_journal.log")
     code = "import sys; from optuna_dashboard._cli import main; sys.argv[0] = 'optuna-dashboard'; main()"

@@ -106,3 +106,11 @@ def test_search_efficiency_takes_any_spec_and_keeps_the_default_grid() -> None:
     key = ("depth", "width", "lr", "prune_ratio")
     stored_points = {tuple(p[k] for k in key) for p in se.load_reference(se.REFERENCE)["points"]}
     assert {tuple(g[k] for k in key) for g in se.grid_configs(5)} == stored_points
+
+
+def test_sampler_scale_prints_ask_and_tell_costs_per_sampler() -> None:
+    args = ("--trials", "30", "--at", "30", "--slots", "4", "--samplers", "random", "tpe")
+    r = _run("benchmarks/sampler_scale.py", *args)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith(("random ", "tpe "))]
+    assert [row[0] for row in rows] == ["random", "tpe"] and all(float(x) > 0 for row in rows for x in row[1:3]), rows

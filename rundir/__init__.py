@@ -10,7 +10,11 @@ without Ray)::
     wattsweep.json              run manifest (see RunManifest keys below)
     optuna_journal.log          the Optuna study (Optuna's JournalStorage, a file of JSON lines), study
                                 name == run name; runs made before 2026-12-01 have optuna.db (SQLite)
-    tune/                       Ray Tune's own experiment directory (for resume)
+    tune/                       Ray Tune's own experiment directory (for resume); a complete trial's last
+                                checkpoint (tune/trial_<id>/checkpoint_*/) also holds final_model.pt: the
+                                model its trainable watched, whole (a pickle), for export
+    exports/<trial_id>/         what export writes: model.onnx, model.int8.onnx, model.torchscript.pt and
+                                model_card.json (the report reads the cards)
     trials/<trial_id>/config.json   {"trial_id": str, "config": {...trial config...}} (the built-in
                                     trainable's: every TrialConfig key; a user's: its fixed + space keys)
     trials/<trial_id>/epochs.jsonl  one JSON object per reported epoch: names from

@@ -191,8 +191,15 @@ def summary_items(
     items.extend(energy_items)
     items.append(("Energy spent by the sweep", _energy_spent(carbon, energy.estimated)))
     items.append(("The sweep's bill", sweep_bill(trials, manifest or {}, energy.estimated)))
-    items.append(("CO2e (estimate)", _co2(carbon)))
+    items.append(("CO2e (estimate)", _co2(carbon) + _grid_source(manifest or {})))
     return items
+
+
+def _grid_source(manifest: Mapping[str, Any]) -> str:
+    """Where the run's grid intensity came from (``orchestrator.grid``), as its manifest recorded it; "" if not."""
+    carbon = manifest.get("carbon")
+    source = carbon.get("grid_source") if isinstance(carbon, Mapping) else None
+    return f" Grid intensity: {source}." if isinstance(source, str) and source else ""
 
 
 def _energy_spent(carbon: CarbonEstimate, estimated: bool) -> str:

@@ -131,6 +131,7 @@ def test_the_cloud_region_the_run_recorded_is_in_the_rows(tmp_path: Path) -> Non
     assert set(emissions["cloud_region"]) == {"us-west-2"} and set(emissions["on_cloud"]) == {"Y"}
     assert set(emissions["country_iso_code"]) == {"USA"}
     assert trials.loc[trials["energy_j"].notna(), "co2e_estimated"].all()  # the grid figure is an estimate
+    assert "Grid intensity: estimated: ..." in (report / "report.md").read_text()  # the summary says where from
 
 
 def test_codecarbon_readers_parse_the_numbers(mixed_report: Path) -> None:

@@ -18,6 +18,7 @@ from search_spaces import SweepSpec
 from trainables.energy._carbon import DEFAULT_GRID_G_PER_KWH
 
 GOOGLE_SOURCE = "Google Cloud region-carbon-info, 2024 data"
+SET_SOURCE = "set for the run (energy.grid_g_per_kwh / --grid-intensity)"
 DEFAULT_SOURCE = "world average 2023, Ember Global Electricity Review 2024 (an estimate: the run's grid is unknown)"
 # (provider, region) -> (g CO2e / kWh, country name, ISO 3166-1 alpha-3): Google's published figures
 GCP_REGIONS: dict[str, tuple[float, str, str]] = {
@@ -119,13 +120,12 @@ def resolve_grid(spec: SweepSpec, detected: tuple[str, str] | None = None) -> Gr
     detected region's from the table, else the world average (an estimate)."""
     region = tuple(spec.energy.cloud_region.split(":", 1)) if spec.energy.cloud_region else detected
     provider, name = region if region else ("", "")
-    country = region_grid(provider, name) if region else None
+    published = region_grid(provider, name) if region else None
     if spec.energy.grid_g_per_kwh is not None:
-        base = Grid(spec.energy.grid_g_per_kwh, "set for the run (energy.grid_g_per_kwh / --grid-intensity)", False)
-        extra = (country.country_name, country.country_iso_code) if country else ("", "")
-        return Grid(base.g_per_kwh, base.source, False, provider, name, *extra)
-    if country is not None:
-        return country
+        country = (published.country_name, published.country_iso_code) if published else ("", "")
+        return Grid(spec.energy.grid_g_per_kwh, SET_SOURCE, False, provider, name, *country)
+    if published is not None:
+        return published
     source = DEFAULT_SOURCE + (f"; no figure for {provider} {name} in the region table" if region else "")
     return Grid(DEFAULT_GRID_G_PER_KWH, source, True, provider, name)
 

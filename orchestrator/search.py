@@ -235,8 +235,12 @@ class HonestOptunaSearch(OptunaSearch):
         """Every epoch into the study (``orchestrator.optuna_study.record_epoch``), multi-objective included."""
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
+        record_epoch(self._ot_trials[trial_id], result, self._metric_names(), self._epochs_of(trial_id))
+
+    def _epochs_of(self, trial_id: str) -> dict[str, list]:
+        """This trial's objective values so far, per metric (kept in the searcher: Tune pickles it on resume)."""
         by_epoch: dict[str, dict[str, list]] = self.__dict__.setdefault("_by_epoch", {})
-        record_epoch(self._ot_trials[trial_id], result, self._metric_names(), by_epoch.setdefault(trial_id, {}))
+        return by_epoch.setdefault(trial_id, {})
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -251,8 +255,7 @@ class HonestOptunaSearch(OptunaSearch):
         epochs_run, budget = int(result.get(EPOCH, 0)), int(result.get(BUDGET_EPOCHS, 0))
         if result:
             # why here too: a result the scheduler answers with STOP reaches the searcher only as the trial's end
-            by_epoch: dict[str, dict[str, list]] = self.__dict__.setdefault("_by_epoch", {})
-            record_epoch(ot_trial, result, self._metric_names(), by_epoch.setdefault(trial_id, {}))
+            record_epoch(ot_trial, result, self._metric_names(), self._epochs_of(trial_id))
             ot_trial.set_user_attr("epochs_run", epochs_run)
             ot_trial.set_user_attr("budget_epochs", budget)
             for key, value in trial_facts(result).items():

@@ -52,10 +52,15 @@ def accuracy(predict: Predict, x: np.ndarray, y: np.ndarray, *, batch: int) -> f
 
 @contextlib.contextmanager
 def open_meter() -> Iterator[BaseMeter]:
-    """The host's energy meter (RAPL where readable, else the CPU-time estimate), started and stopped."""
+    """The host's energy meter (RAPL where readable, else the CPU-time estimate), started and stopped; as in a
+    trial, a measuring meter that fails hands over to the next one (``next_meter``), and the source says so."""
     from trainables.energy import make_meter
+    from trainables.energy._factory import next_meter
+    from trainables.energy._fallback import FallbackMeter
 
     meter = make_meter("cpu")
+    if not meter.estimated:  # why: the estimate cannot fail; RAPL can (a counter that stops reading)
+        meter = FallbackMeter(meter, next_meter)
     meter.start()
     try:
         yield meter
@@ -84,7 +89,8 @@ def side_by_side(
     for _ in range(rounds):
         for name, predict in predictors.items():
             runs[name].append(_one_round(predict, samples, meter))
-    source, estimated = meter.read().source, meter.read().estimated
+    last = meter.read()  # why the last reading's: after a hand-over mid-export, the figures mix sources
+    source, estimated = last.source, last.estimated
     return {
         name: Timing(
             latency_ms=statistics.median(s for s, _ in r) / N_INFERENCES * 1000.0,

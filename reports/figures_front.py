@@ -22,6 +22,7 @@ from reports._plot import (
     sorted_unique,
 )
 from reports.analysis import MODEL_FRONT, accuracy_metric
+from reports.exports import EXPORTED
 from reports.table import numeric
 from trainables import metrics as m
 
@@ -90,6 +91,19 @@ def _draw_model_fronts(ax: Axes, pts: pd.DataFrame, acc: str, factor: float) -> 
     return [Line2D([], [], color="0.3", lw=1.0, ls="--", label="front of each GPU model")]
 
 
+def draw_exported(ax: Axes, pts: pd.DataFrame, acc: str, factor: float) -> list[Line2D]:
+    """A square around each trial exported with ``export`` (the ``exported`` column, present when the run has
+    exports); nothing otherwise."""
+    if EXPORTED not in pts.columns:
+        return []
+    done = pts[pts[EXPORTED].fillna("").astype(str) != ""]
+    if done.empty:
+        return []
+    x, y = done[m.ENERGY_J].to_numpy() / factor, done[acc].to_numpy()
+    ax.scatter(x, y, marker="s", s=170, facecolors="none", edgecolors="tab:green", linewidths=1.4, zorder=4)
+    return [Line2D([], [], ls="", marker="s", ms=11, mfc="none", mec="tab:green", label="exported (see Exports)")]
+
+
 def _scatter_trials(ax: Axes, pts: pd.DataFrame, acc: str, factor: float) -> list[Line2D]:
     """Every trial: colour = GPU model (several) or depth, marker = prune ratio (where the run has them), faint
     when not complete."""
@@ -128,6 +142,7 @@ def draw_pareto(d: FigureData) -> Figure | str:
     handles = _scatter_trials(ax, pts, acc, factor)
     handles += _draw_front(ax, d, pts, acc, factor)
     handles += _draw_model_fronts(ax, pts, acc, factor)
+    handles += draw_exported(ax, pts, acc, factor)
     knee = pts[pts["knee"]]
     if not knee.empty:
         kx, ky = float(knee[m.ENERGY_J].iloc[0]) / factor, float(knee[acc].iloc[0])

@@ -103,7 +103,8 @@ def report_from_tables(
     hardware = hardware_text(trials, models)
     space = searched_keys(manifest, trials, tables.columns.config)
     knee = _knee_final(run, front.knee_id)
-    figures = build_figures(FigureData(mark_exported(trials, exports), tables.epochs, front, energy, knee, keys=space.keys))
+    marked = mark_exported(trials, exports)  # why: the front figure marks exported trials
+    figures = build_figures(FigureData(marked, tables.epochs, front, energy, knee, keys=space.keys))
     energy_items = _energy_items(trials, components, provenance)
     summary = summary_items(
         trials, front, energy, carbon, manifest, space, hardware=hardware, energy_items=energy_items

@@ -38,3 +38,17 @@ def test_cards_become_rows_and_marks_and_a_bad_card_is_left_out(tmp_path: Path) 
     marked = mark_exported(pareto, exports)
     assert list(marked.columns) == ["trial_id", EXPORTED, "accuracy"]
     assert marked[EXPORTED].tolist() == ["", "onnx, int8"]
+
+
+def test_the_front_figure_squares_the_exported_trials_only() -> None:
+    from matplotlib.figure import Figure
+
+    from reports.figures_front import draw_exported
+
+    ax = Figure().subplots()
+    pts = pd.DataFrame({"energy_j": [1.0, 2.0], "accuracy": [0.5, 0.9], EXPORTED: ["", "onnx, int8"]})
+    handles = draw_exported(ax, pts, "accuracy", 1.0)
+    assert [h.get_label() for h in handles] == ["exported (see Exports)"]
+    (squares,) = ax.collections
+    assert squares.get_offsets().tolist() == [[2.0, 0.9]]
+    assert draw_exported(Figure().subplots(), pts.drop(columns=EXPORTED), "accuracy", 1.0) == []

@@ -109,3 +109,22 @@ def test_side_by_side_times_each_predictor_with_the_meters_source() -> None:
     assert calls["a"] == calls["b"] == 2 * (N_INFERENCES + 20)
     for t in out.values():
         assert t.latency_ms > 0 and t.energy_j_per_1k >= 0 and t.energy_source == source and t.rounds == 2
+
+
+def test_the_test_split_is_the_runs_dataset_or_the_card_says_why_not() -> None:
+    from orchestrator.export._final import N_CALIBRATION, test_data
+
+    none = test_data({"dataset": None}, torch.zeros(1, 64))
+    assert (
+        none.x is None
+        and none.missing == "the spec names no dataset, so wattsweep does not know the trial's test split"
+    )
+    digits = {"name": "digits", "val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0}
+    flat = test_data({"dataset": digits}, torch.zeros(1, 64))  # a trainable that hands over flattened samples
+    assert flat.x is not None and flat.y is not None and flat.calibration is not None
+    assert flat.x.shape == (270, 64) and len(flat.y) == 270 and flat.calibration.shape == (N_CALIBRATION, 64)
+    other = test_data({"dataset": digits}, torch.zeros(1, 3, 32, 32))
+    assert (
+        other.x is None
+        and other.missing == "the dataset's samples have shape (1, 8, 8), the model's example input (3, 32, 32)"
+    )

@@ -163,3 +163,23 @@ def test_export_from_a_uri_fetches_and_uploads(builtin_run: Path, tmp_path: Path
         card["files"]["model.onnx"]
         == hashlib.sha256((remote / "exports" / tid / "model.onnx").read_bytes()).hexdigest()
     )
+
+
+def test_the_export_benchmark_runs_on_a_run(builtin_run: Path) -> None:
+    # why: keeps benchmarks/export_check.py from rotting (figures are not asserted: a shared, noisy machine)
+    import os
+    import subprocess
+    import sys
+
+    from tests.export.conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "benchmarks/export_check.py", str(builtin_run)]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    for line in (
+        "fp32 ONNX vs PyTorch, largest |change|: ",
+        "int8/fp32 latency ratio: median ",
+        "int8/fp32 energy ratio",
+    ):
+        assert line in r.stdout, r.stdout[-2000:]

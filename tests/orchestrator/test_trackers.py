@@ -61,6 +61,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cmd += ["--name", NAME, "--optuna-storage", db, "--grid-intensity", str(GRID)]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (tmp / "sweep.log").write_text(r.stdout + r.stderr)  # why: what the trackers said, for a failing check below
     run_dir = tmp / "runs" / NAME
     return {
         "run_dir": run_dir,
@@ -136,7 +137,8 @@ def test_wandb_offline_run_files_hold_config_epochs_and_energy(sweep: dict[str, 
                 config |= {_key(i): i.value_json for i in record.config.update}
             elif kind == "history":
                 history.append({_key(i): i.value_json for i in record.history.item})
-        assert (project, group) == ("wattsweep", NAME)
+        log = (sweep["run_dir"].parents[1] / "sweep.log").read_text()
+        assert (project, group) == ("wattsweep", NAME), (Path(path).stat().st_size, log[-3000:])
         assert {"hidden", "act", "lr", "epochs"} <= set(config)
         assert config["energy_source"] == f'"{epochs[-1]["energy_source"]}"'
         assert [int(h["epoch"]) for h in history] == [e["epoch"] for e in epochs]

@@ -26,6 +26,26 @@ def _wandb_base() -> type:
     return WandbLoggerCallback
 
 
+def _wandb_actor_base() -> type:
+    from ray.air.integrations.wandb import _WandbLoggingActor
+
+    return _WandbLoggingActor
+
+
+class FlushingWandbLoggingActor(_wandb_actor_base()):  # type: ignore[misc]
+    """Ray's W&B logging actor, that waits for wandb's service to shut down before it returns.
+
+    why: the callback kills each trial's actor as soon as ``run`` returns; ``wandb.finish`` can return before
+    wandb's service process has written the run file's last block, and a file that never filled its first
+    32 KiB block was then left with its header only (seen once in the tracker test). ``wandb.teardown`` waits.
+    (Ray's private class: this is the one place that uses it.)
+    """
+
+    def run(self) -> None:
+        super().run()
+        self._wandb.teardown()
+
+
 class EpochMLflowLoggerCallback(_mlflow_base()):  # type: ignore[misc]
     """Ray's ``MLflowLoggerCallback`` with the step = the trial's epoch (Tune's iteration restarts when a trial
     is retried on a new actor), numbers only as metrics, the energy's text facts as run tags, one batch a result."""
@@ -49,6 +69,8 @@ class EpochWandbLoggerCallback(_wandb_base()):  # type: ignore[misc]
     """Ray's ``WandbLoggerCallback`` fed each epoch's numbers (history) and the energy's text facts (the run's
     config; no lists or dicts: W&B would make tables of the confusion matrix and the power trace)."""
 
+    _logger_actor_cls = FlushingWandbLoggingActor
+
     def setup(self, *args: Any, **kwargs: Any) -> None:
         mode = self.kwargs.get("mode")
         if mode not in ("offline", "disabled") or os.environ.get("WANDB_MODE") == mode:
@@ -64,5 +86,8 @@ class EpochWandbLoggerCallback(_wandb_base()):  # type: ignore[misc]
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
         numbers, text = epoch_record(result)
-        # why text under "config": Ray's W&B actor logs only numbers, and takes a result's "config" as config updates
-        super().log_trial_result(iteration, trial, {**numbers, "config": text})
+        # why text under "config": Ray's W&B actor logs only numbers, and takes a result's "config" as config updates;
+        # why training_iteration = epoch: the actor logs at step = training_iteration, which restarts when a trial is
+        # retried on a new actor (W&B drops a step lower than the last), and the step should read as the epoch
+        step = {"training_iteration": int(result.get(m.EPOCH) or iteration)}
+        super().log_trial_result(iteration, trial, {**numbers, **step, "config": text})

@@ -142,6 +142,7 @@ def test_wandb_offline_run_files_hold_config_epochs_and_energy(sweep: dict[str, 
         assert {"hidden", "act", "lr", "epochs"} <= set(config)
         assert config["energy_source"] == f'"{epochs[-1]["energy_source"]}"'
         assert [int(h["epoch"]) for h in history] == [e["epoch"] for e in epochs]
+        assert [int(h["_step"]) for h in history] == [e["epoch"] for e in epochs]  # W&B's step is the epoch
         for h, e in zip(history, epochs, strict=True):
             for metric in ("f1", "energy_j", "energy_cpu_j"):
                 assert float(h[metric]) == pytest.approx(e[metric]), metric

@@ -13,7 +13,7 @@ Off unless asked; where the data goes is the trackers' own configuration, nothin
 - W&B: ``WANDB_MODE`` when set, else ``offline``: the runs are files under ``RUN_DIR/wandb/`` until
   ``wandb sync`` uploads them; project ``WANDB_PROJECT``, else ``wattsweep``; group = the run's name.
 
-mlflow (``mlflow-skinny`` suffices) and wandb are optional extras (``pip install 'wattsweep[mlflow]'``):
+mlflow (``mlflow-skinny`` suffices) and wandb are optional extras (``pip install '.[mlflow]'`` in the clone):
 ``check_trackers`` refuses a tracker that is not installed before Ray starts (exit 2).
 """
 
@@ -46,7 +46,7 @@ def check_trackers(spec: SweepSpec) -> None:
     for name in spec.loggers:
         if importlib.util.find_spec(_MODULES[name]) is None:
             allowed = (
-                f"a tracker that is installed: `pip install 'wattsweep[{name}]'` (or `pip install {_EXTRAS[name]}`), "
+                f"a tracker that is installed: `pip install {_EXTRAS[name]}` (the wattsweep[{name}] extra), "
                 "or leave it out of loggers / --logger"
             )
             raise SpecError("loggers", name, allowed)

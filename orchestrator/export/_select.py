@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rundir import TUNE_DIR, RunRecord
 from rundir.layout import FINAL_MODEL
 from search_spaces import SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("onnx", "torchscript", "int8")
 WATCH_HINT = (
@@ -55,7 +59,7 @@ def choose_trials(run: RunRecord, *, trial_ids: Sequence[str] = (), front: bool 
     return [str(t) for t in picked["trial_id"]]
 
 
-def _analysed(run: RunRecord):  # type: ignore[no-untyped-def]
+def _analysed(run: RunRecord) -> pd.DataFrame:
     from reports import analysis
     from reports.table import build_tables
 

@@ -299,6 +299,9 @@ def _fit(
             stop=budget,
             # why USER_RETRIES with NodeLossIsFree: a trial's own failures count, its node's do not
             failure_config=tune.FailureConfig(max_failures=USER_RETRIES),
+            # why num_to_keep=1, no score attribute: Tune keeps each trial's latest checkpoint, for a complete trial its
+            # last epoch's, which holds final_model.pt (what `export` reads); a stopped trial keeps nothing extra.
+            # tests/export pins it (test_a_complete_trial_keeps_its_final_state_a_stopped_one_nothing_extra)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=0,
         ),

@@ -87,7 +87,8 @@ def save_final_model(final: Mapping[str, Any], path: str) -> None:
     import torch
 
     try:
-        torch.save({"model": final["model"], "example": final["example"].detach().cpu()}, path)
+        # why clone: an example sliced from the training set (x[:1]) is a view, and torch.save writes its whole storage
+        torch.save({"model": final["model"], "example": final["example"].detach().cpu().clone()}, path)
     except Exception as e:  # why: pickling raises PicklingError, AttributeError, TypeError...; never fail the trial
         if os.path.exists(path):
             os.remove(path)

@@ -128,3 +128,9 @@ def test_the_test_split_is_the_runs_dataset_or_the_card_says_why_not() -> None:
         other.x is None
         and other.missing == "the dataset's samples have shape (1, 8, 8), the model's example input (3, 32, 32)"
     )
+
+
+def test_the_final_model_file_holds_the_example_not_the_data_it_was_sliced_from(tmp_path: Path) -> None:
+    data = torch.randn(4096, 64)  # 1 MiB; the example is its first row, a view of all of it
+    save_final_model({"model": nn.Linear(64, 10), "example": data[:1]}, str(tmp_path / "final_model.pt"))
+    assert (tmp_path / "final_model.pt").stat().st_size < 64 * 1024

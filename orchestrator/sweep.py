@@ -347,6 +347,9 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None, trust: bool
         run_dir = Path(run_dir).resolve()
         tune_path = str(run_dir / TUNE_DIR)
     spec = load_run_spec(run_dir, tune_remote=mirror is not None)
+    from orchestrator.trackers import check_trackers
+
+    check_trackers(spec)  # why: Tune unpickles the run's tracker callbacks; a missing tracker must be exit 2, named
     if not trust and not is_mine(run_dir, json.loads((run_dir / MANIFEST).read_text())):
         raise SpecError(
             "RUN_DIR",

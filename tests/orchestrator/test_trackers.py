@@ -218,3 +218,23 @@ def test_epoch_record_splits_numbers_from_text_and_drops_lists() -> None:
     numbers, text = epoch_record(result)
     assert numbers == {"epoch": 2, "f1": 0.5, "energy_j": 3.0, "energy_estimated": False}
     assert text == {"energy_source": "rapl"}
+
+
+def test_resume_refuses_a_run_whose_tracker_is_no_longer_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from orchestrator.sweep import resume_sweep
+    from rundir import RunWriter
+    from rundir.manifest import RunManifest
+
+    run_dir = tmp_path / "r"
+    RunWriter(run_dir).write_manifest(RunManifest(name="r", spec={"name": "r", "loggers": ["wandb"]}))
+    (run_dir / "tune").mkdir()
+    (run_dir / "tune" / "tuner.pkl").write_bytes(b"")  # never read: the check comes first
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(SpecError) as info:
+        resume_sweep(run_dir)
+    assert info.value.field == "loggers" and info.value.value == "wandb"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.trackers import epoch_record
@@ -12,6 +13,11 @@ from trainables import metrics as m
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
+
+
+def own_store(run_dir: Path) -> str:
+    """The MLflow store a run keeps for itself when ``MLFLOW_TRACKING_URI`` is not set."""
+    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
 
 
 def _mlflow_base() -> type:
@@ -46,9 +52,35 @@ class FlushingWandbLoggingActor(_wandb_actor_base()):  # type: ignore[misc]
         self._wandb.teardown()
 
 
-class EpochMLflowLoggerCallback(_mlflow_base()):  # type: ignore[misc]
+class FollowsTheRun:
+    """A tracker callback whose files live in the run directory follows the run when a moved or copied run resumes.
+
+    why: Tune pickles its callbacks into the run (tuner.pkl) with the first driver's paths; ``resume`` names where
+    the run is now (``orchestrator.relocate``), as the recorder and the searcher take it.
+    """
+
+    run_dir: str | None = None  # the run directory this callback writes in (set by ``trackers.tracker_callbacks``)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from orchestrator.relocate import current
+
+        self.__dict__.update(state)
+        here = current()
+        if here is not None and self.run_dir is not None and Path(self.run_dir) != here:
+            self.relocate(Path(self.run_dir), here)
+            self.run_dir = str(here)
+
+    def relocate(self, old: Path, new: Path) -> None:
+        raise NotImplementedError
+
+
+class EpochMLflowLoggerCallback(FollowsTheRun, _mlflow_base()):  # type: ignore[misc]
     """Ray's ``MLflowLoggerCallback`` with the step = the trial's epoch (Tune's iteration restarts when a trial
     is retried on a new actor), numbers only as metrics, the energy's text facts as run tags, one batch a result."""
+
+    def relocate(self, old: Path, new: Path) -> None:
+        if getattr(self, "tracking_uri", None) == own_store(old):  # why only ours: a user's URI is not in the run
+            self.tracking_uri = own_store(new)
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
         import mlflow
@@ -65,11 +97,15 @@ class EpochMLflowLoggerCallback(_mlflow_base()):  # type: ignore[misc]
         )
 
 
-class EpochWandbLoggerCallback(_wandb_base()):  # type: ignore[misc]
+class EpochWandbLoggerCallback(FollowsTheRun, _wandb_base()):  # type: ignore[misc]
     """Ray's ``WandbLoggerCallback`` fed each epoch's numbers (history) and the energy's text facts (the run's
     config; no lists or dicts: W&B would make tables of the confusion matrix and the power trace)."""
 
     _logger_actor_cls = FlushingWandbLoggingActor
+
+    def relocate(self, old: Path, new: Path) -> None:
+        if self.kwargs.get("dir") == str(old):
+            self.kwargs["dir"] = str(new)
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
         mode = self.kwargs.get("mode")

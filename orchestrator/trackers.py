@@ -63,13 +63,13 @@ def tracker_callbacks(spec: SweepSpec, run_dir: Path) -> list[Any]:
     """The Tune callbacks for ``spec.loggers`` (none when it names none)."""
     if not spec.loggers:
         return []  # why before the import: Ray's W&B integration imports wandb (~5 s on 2 busy cores)
-    from orchestrator._tracker_callbacks import EpochMLflowLoggerCallback, EpochWandbLoggerCallback
+    from orchestrator._tracker_callbacks import EpochMLflowLoggerCallback, EpochWandbLoggerCallback, own_store
 
     out: list[Any] = []
     if "mlflow" in spec.loggers:
         # why None when the user set MLFLOW_TRACKING_URI: MLflow reads it itself, so a URI with a token in it is
         # never pickled into Tune's experiment state
-        own = f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
+        own = own_store(run_dir)
         out.append(
             EpochMLflowLoggerCallback(
                 tracking_uri=None if os.environ.get("MLFLOW_TRACKING_URI") else own,
@@ -86,4 +86,6 @@ def tracker_callbacks(spec: SweepSpec, run_dir: Path) -> list[Any]:
                 dir=str(run_dir),
             )
         )
+    for callback in out:
+        callback.run_dir = str(run_dir)  # why: a moved or copied run's resume repoints them (FollowsTheRun)
     return out

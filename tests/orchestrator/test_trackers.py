@@ -238,3 +238,27 @@ def test_resume_refuses_a_run_whose_tracker_is_no_longer_installed(
     with pytest.raises(SpecError) as info:
         resume_sweep(run_dir)
     assert info.value.field == "loggers" and info.value.value == "wandb"
+
+
+def test_tracker_callbacks_follow_a_moved_or_copied_run_when_it_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray.cloudpickle as cloudpickle
+
+    from orchestrator.relocate import resuming_at
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    spec = parse_spec({"name": "t", "loggers": ["mlflow", "wandb"]})
+    old, new = tmp_path / "first" / "r", tmp_path / "moved" / "r"
+    saved = cloudpickle.dumps(tracker_callbacks(spec, old))  # as Tune pickles them into tuner.pkl
+    with resuming_at(new):
+        mlflow_cb, wandb_cb = cloudpickle.loads(saved)
+    assert mlflow_cb.tracking_uri == f"sqlite:///{new.resolve() / 'mlflow.db'}"
+    assert wandb_cb.kwargs["dir"] == str(new) and {mlflow_cb.run_dir, wandb_cb.run_dir} == {str(new)}
+    unmoved = cloudpickle.loads(saved)  # outside a resume nothing changes
+    assert unmoved[0].tracking_uri == f"sqlite:///{old.resolve() / 'mlflow.db'}"
+    # a store the user named (MLFLOW_TRACKING_URI) is not the run's: it is never repointed
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    with resuming_at(new):
+        theirs = cloudpickle.loads(cloudpickle.dumps(tracker_callbacks(spec, old)))[0]
+    assert theirs.tracking_uri is None

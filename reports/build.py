@@ -127,7 +127,7 @@ def report_from_tables(
         unreadable=_listing(trials, "unreadable"),
         # why the summary line: a traceback of 4,000 characters in a table cell; the failed list has it whole
         trials=table_text(trials.assign(error=summarised(trials["error"])), trials.columns),
-        chart=interactive_chart(trials, front, energy, space.keys),
+        chart=interactive_chart(marked, front, energy, space.keys),  # why marked: exported trials say so
         exports=None if exports.empty else table_text(exports, exports.columns),
     )
     write_pages(page, out_dir)

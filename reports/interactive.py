@@ -23,6 +23,7 @@ import markupsafe
 import pandas as pd
 
 from reports.analysis import EnergyInfo, FrontResult, accuracy_metric
+from reports.exports import EXPORTED
 from reports.keys import SearchedKey
 from reports.table import numeric
 from trainables import metrics as m
@@ -94,6 +95,7 @@ def chart_data(
         "on_front": [bool(v) for v in pts["on_front"].fillna(False)] if "on_front" in pts else [False] * len(pts),
         "knee": [bool(v) for v in pts["knee"].fillna(False)] if "knee" in pts else [False] * len(pts),
         "epochs_run": _column(pts, "epochs_run"),
+        "exported": _column(pts, EXPORTED),  # the formats a trial was exported to ("" or None: not exported)
         "budget_epochs": _column(pts, "budget_epochs"),
         "keys": [name for name, _ in key_columns],
         "config": [_column(pts, column) for _, column in key_columns],

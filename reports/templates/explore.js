@@ -112,7 +112,8 @@
     var head = document.createElement("div");
     head.className = "ws-tip-head";
     head.textContent = "trial " + d.trial_id[t] + " \u00b7 " + d.state[t] + (d.on_front[t] ? " \u00b7 on the front" : "") +
-      (d.knee[t] ? " \u00b7 knee" : "");
+      (d.knee[t] ? " \u00b7 knee" : "") +
+      (d.exported && d.exported[t] ? " \u00b7 exported (" + d.exported[t] + ")" : "");
     tip.appendChild(head);
     var table = document.createElement("table");
     row(table, d.accuracy, fmt(d.y[t]));

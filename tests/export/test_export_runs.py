@@ -90,6 +90,10 @@ def test_export_front_then_report(builtin_run: Path) -> None:
     assert "## Exports" in md and all(tid in md.split("## Exports")[1] for tid in front)
     html = (builtin_run / "report" / "index.html").read_text()
     assert "Exports" in html and "exported" in html
+    # the interactive chart's data marks the exported trials with their formats, and only them
+    island = json.loads(html.split('<script type="application/json" id="ws-explore-data">', 1)[1].split("</script>")[0])
+    marked = {t: f for t, f in zip(island["trial_id"], island["exported"], strict=True) if f}
+    assert marked == dict.fromkeys(front, "onnx, torchscript, int8")
 
 
 def _csv(path: Path) -> list[dict[str, str]]:

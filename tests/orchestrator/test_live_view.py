@@ -195,7 +195,12 @@ def _read_all(fd: int, proc: subprocess.Popen[bytes] | None, timeout_s: float) -
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def test_live_panel_on_a_pseudo_terminal_keeps_one_panel_below_the_trial_lines(tmp_path: Path) -> None:
+def test_live_panel_on_a_pseudo_terminal_keeps_one_panel_below_the_trial_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # why: the view reads CI and TERM (CI=true turns it off: .ci/run sets it); this test is about a user's terminal
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
     master, slave = os.openpty()
     try:
         tty = os.fdopen(os.dup(slave), "w", buffering=1)

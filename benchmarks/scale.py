@@ -159,6 +159,22 @@ def _instrument(meter: _Meter) -> None:
     recorder.RunRecorder.on_trial_complete = complete  # type: ignore[method-assign]
 
 
+def _result(
+    trials: int, reports: int, wall: float, cpu: float, args: argparse.Namespace, meter: _Meter, report_s: float | None
+) -> dict[str, Any]:
+    """One arm's figures (seconds, MB) as the table reads them."""
+    return {
+        "trials": trials,
+        "reports": reports,
+        "wall_s": wall,
+        "busy_s": reports * args.wait,
+        "driver_cpu_s": cpu,
+        "parts_cpu_s": meter.cpu,
+        "rss_growth_mb_per_1000": meter.growth_mb_per_1000(),
+        "report_s": report_s,
+    }
+
+
 def run_wattsweep(address: str, storage: Path, args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from orchestrator.sweep import run_sweep
@@ -189,16 +205,7 @@ def run_wattsweep(address: str, storage: Path, args: argparse.Namespace) -> dict
     report_s = time.perf_counter() - t
     trials = read_run(run_dir).trials
     reports = sum(int(tr.final.get("epoch", 0)) for tr in trials)
-    return {
-        "trials": len(trials),
-        "reports": reports,
-        "wall_s": wall,
-        "busy_s": reports * args.wait,
-        "driver_cpu_s": cpu,
-        "parts_cpu_s": meter.cpu,
-        "rss_growth_mb_per_1000": meter.growth_mb_per_1000(),
-        "report_s": report_s,
-    }
+    return _result(len(trials), reports, wall, cpu, args, meter, report_s)
 
 
 def _plain_train(config: dict[str, Any]) -> None:
@@ -232,18 +239,9 @@ def run_plain(address: str, storage: Path, args: argparse.Namespace) -> dict[str
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     reports = sum(int((r.metrics or {}).get("training_iteration", 0)) for r in grid)  # type: ignore[attr-defined]
     meter = _Meter()
-    meter.rss = rss
+    meter.cpu, meter.rss = {}, rss
     ray.shutdown()
-    return {
-        "trials": len(grid),
-        "reports": reports,
-        "wall_s": wall,
-        "busy_s": reports * args.wait,
-        "driver_cpu_s": cpu,
-        "parts_cpu_s": {},
-        "rss_growth_mb_per_1000": meter.growth_mb_per_1000(),
-        "report_s": None,
-    }
+    return _result(len(grid), reports, wall, cpu, args, meter, None)
 
 
 def child(args: argparse.Namespace) -> None:

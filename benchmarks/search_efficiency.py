@@ -164,6 +164,7 @@ def build_reference(path: Path, points: int) -> None:
     from ray import tune
 
     from orchestrator.sweep import trial_plan
+    from trainables.data import load_arrays
     from trainables.ray_trainable import tune_trainable
 
     grid = grid_configs(points)
@@ -174,6 +175,7 @@ def build_reference(path: Path, points: int) -> None:
     # why the sweeps' own plan: the built-in trainable on the spec's dataset, 1 torch thread (resources.cpu 1), the
     # spec's watts_per_core (unset) and no epoch cap; the same settings the grid ran with before the trial plan
     plan = trial_plan(BENCH_SPEC)
+    splits = load_arrays(BENCH_SPEC.dataset) if BENCH_SPEC.dataset is not None else None
     space = {**FIXED, **{k: tune.grid_search(_axis(p, points)) for k, p in SPACE.items()}}
     t0 = time.perf_counter()
     ray.init(
@@ -187,7 +189,8 @@ def build_reference(path: Path, points: int) -> None:
         with tempfile.TemporaryDirectory(prefix="reference_grid_") as tmp:
             tuner = tune.Tuner(
                 tune.with_resources(
-                    tune.with_parameters(tune_trainable, plan=plan),
+                    # why the splits loaded here, as a sweep does: a csv path is relative to where the driver runs
+                    tune.with_parameters(tune_trainable, plan=plan, splits=splits),
                     {"cpu": 1},
                 ),
                 param_space=space,

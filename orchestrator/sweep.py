@@ -17,6 +17,7 @@ from orchestrator.ray_session import (
     stop_ray_and_report,
     trial_resources,
 )
+from orchestrator.snapshots import snapshots_on_period
 from rundir import MANIFEST, REPORT_DIR, TUNE_DIR, RunWriter, is_run_dir
 from rundir.trust import is_mine, mark_as_mine
 from rundir.writer import RunLock, RunLockedError
@@ -306,7 +307,8 @@ def _fit(
             verbose=0,
         ),
     )
-    tuner.fit()
+    with snapshots_on_period():
+        tuner.fit()
 
 
 def load_run_spec(run_dir: Path, *, tune_remote: bool = False) -> SweepSpec:
@@ -385,7 +387,8 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None, trust: bool
                 resume_unfinished=True,
                 resume_errored=False,
             )
-            tuner.fit()
+            with snapshots_on_period():
+                tuner.fit()
         writer.update_manifest(status="finished", finished_at=now())
     except KeyboardInterrupt:
         writer.update_manifest(status="interrupted")

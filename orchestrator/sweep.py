@@ -17,7 +17,7 @@ from orchestrator.ray_session import (
     stop_ray_and_report,
     trial_resources,
 )
-from orchestrator.snapshots import snapshots_on_period
+from orchestrator.tune_driver import lean_tune_driver
 from rundir import MANIFEST, REPORT_DIR, TUNE_DIR, RunWriter, is_run_dir
 from rundir.trust import is_mine, mark_as_mine
 from rundir.writer import RunLock, RunLockedError
@@ -307,7 +307,7 @@ def _fit(
             verbose=0,
         ),
     )
-    with snapshots_on_period():
+    with lean_tune_driver(o.metric for o in spec.objectives):
         tuner.fit()
 
 
@@ -387,7 +387,7 @@ def resume_sweep(run_dir: Path | str, *, address: str | None = None, trust: bool
                 resume_unfinished=True,
                 resume_errored=False,
             )
-            with snapshots_on_period():
+            with lean_tune_driver(o.metric for o in spec.objectives):
                 tuner.fit()
         writer.update_manifest(status="finished", finished_at=now())
     except KeyboardInterrupt:

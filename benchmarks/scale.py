@@ -8,6 +8,8 @@ orchestration. Two arms, side by side in one run, each in a fresh Python process
               contract (``train(config, ctx)``, ``ctx.report`` per epoch); the spec's scheduler (``--scheduler``),
               the default sampler; the trials' reports carry the metric contract (energy, time, ...)
   plain-tune  ``tune.Tuner`` of a function that waits and calls ``tune.report`` per epoch, Tune's defaults
+  plain-tune-reuse  the same with ``reuse_actors=True`` (as wattsweep runs Tune: one process per slot, not per
+              trial), so that "beyond plain Tune's own" compares like with like
 
 Printed per arm and size: trials and reports per second of sweep wall time; busy fraction of the slots
 (trial wait time / (sweep wall time x slots)); the driver's CPU per trial and per report (its process CPU time,
@@ -22,7 +24,7 @@ Memory bounds the slots here: each wattsweep trial actor imports torch (the cont
 with it), ~300 MB private memory each; 64 of them do not fit on a 24 GiB machine beside anything else.
 
 Usage: python benchmarks/scale.py [--trials 100 1000] [--slots 24] [--wait 10] [--epochs 4]
-                                  [--scheduler moasha|fifo] [--arms wattsweep plain-tune]
+                                  [--scheduler moasha|fifo] [--arms wattsweep plain-tune plain-tune-reuse]
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = ("wattsweep", "plain-tune")
+ARMS = ("wattsweep", "plain-tune", "plain-tune-reuse")
 PARTS = ("search", "limiter", "scheduler", "recorder", "live")
 
 
@@ -231,7 +233,7 @@ def run_plain(address: str, storage: Path, args: argparse.Namespace) -> dict[str
     tuner = tune.Tuner(
         _plain_train,
         param_space={"x": tune.uniform(0.01, 1.0), "epochs": args.epochs, "wait_s": args.wait},
-        tune_config=tune.TuneConfig(num_samples=args.n),
+        tune_config=tune.TuneConfig(num_samples=args.n, reuse_actors=args.arm == "plain-tune-reuse"),
         run_config=tune.RunConfig(storage_path=str(storage), name="plain", verbose=0, callbacks=[Ended()]),
     )
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -264,7 +266,7 @@ def _row(arm: str, n: int, slots: int, r: dict[str, Any]) -> str:
     growth = r["rss_growth_mb_per_1000"]
     report = "" if r["report_s"] is None else f"{r['report_s']:.1f}"
     return (
-        f"{arm:<11} {n:>6} {r['trials']:>6} {r['reports']:>7} {r['wall_s']:>8.1f} {r['trials'] / r['wall_s']:>8.2f}"
+        f"{arm:<16} {n:>6} {r['trials']:>6} {r['reports']:>7} {r['wall_s']:>8.1f} {r['trials'] / r['wall_s']:>8.2f}"
         f" {r['reports'] / r['wall_s']:>8.2f} {r['busy_s'] / (r['wall_s'] * slots):>5.2f} {per_trial:>8.1f}"
         f" {per_report:>8.2f} {'' if growth is None else f'{growth:.0f}':>8} {report:>8}"
     )
@@ -289,7 +291,7 @@ def main() -> None:
         f" {args.slots} slots, {args.epochs} epochs of {args.wait:g} s waiting, scheduler {args.scheduler}"
     )
     head = (
-        f"{'arm':<11} {'asked':>6} {'trials':>6} {'reports':>7} {'wall s':>8} {'trial/s':>8} {'rep/s':>8}"
+        f"{'arm':<16} {'asked':>6} {'trials':>6} {'reports':>7} {'wall s':>8} {'trial/s':>8} {'rep/s':>8}"
         f" {'busy':>5} {'ms/trial':>8} {'ms/rep':>8} {'MB/1000':>8} {'report s':>8}"
     )
     print(head)
@@ -307,17 +309,20 @@ def main() -> None:
             results[arm, n] = json.loads(lines[-1].removeprefix("RESULT "))
             print(_row(arm, n, args.slots, results[arm, n]), flush=True)
     for n in args.trials:
-        ws, pt = results.get(("wattsweep", n)), results.get(("plain-tune", n))
+        ws = results.get(("wattsweep", n))
         if ws:
             parts = ", ".join(f"{k} {v / ws['trials'] * 1e3:.1f}" for k, v in ws["parts_cpu_s"].items())
             rest = ws["driver_cpu_s"] - sum(ws["parts_cpu_s"].values())
             print(f"wattsweep {n}: driver CPU ms/trial by part: {parts}, tune+ray {rest / ws['trials'] * 1e3:.1f}")
-        if ws and pt:
+        for plain in ("plain-tune", "plain-tune-reuse"):
+            pt = results.get((plain, n))
+            if not (ws and pt):
+                continue
             extra_trial = (ws["driver_cpu_s"] / ws["trials"] - pt["driver_cpu_s"] / pt["trials"]) * 1e3
             extra_report = (ws["driver_cpu_s"] / ws["reports"] - pt["driver_cpu_s"] / pt["reports"]) * 1e3
             busy = (ws["busy_s"] / ws["wall_s"]) / (pt["busy_s"] / pt["wall_s"])
             print(
-                f"ratio {n}: busy fraction wattsweep/plain-tune {busy:.2f}; driver CPU beyond plain Tune's"
+                f"ratio {n}: busy fraction wattsweep/{plain} {busy:.2f}; driver CPU beyond {plain}'s"
                 f" {extra_trial:+.1f} ms/trial, {extra_report:+.2f} ms/report"
             )
 

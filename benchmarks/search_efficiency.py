@@ -113,6 +113,12 @@ STRATEGIES: dict[str, tuple[Sampler, dict[str, Any] | str]] = {  # key -> (sampl
     "moasha-random-defer-eta4": (RANDOM, {**MOASHA, "defer": True, "reduction_factor": 4}),
     "moasha-random-defer-hv-eta4": (RANDOM, {**DEFER_HV, "reduction_factor": 4}),
     "moasha-nsga2-defer-hv": (NSGA2, DEFER_HV),
+    # why: issue 19's second space, where 1 epoch ranks networks poorly and 2 rungs leave ~3 of 24 trials complete
+    "moasha-cheap-random-defer-g2": (CHEAP, {**MOASHA, "defer": True, "grace_period": 2}),
+    "moasha-cheap-random-defer-eta2": (CHEAP, {**MOASHA, "defer": True, "reduction_factor": 2}),
+    "moasha-cheap-random-defer-g3": (CHEAP, {**MOASHA, "defer": True, "grace_period": 3}),
+    "moasha-cheap-random-defer-front": (CHEAP, {**MOASHA, "defer": True, "keep_front": True}),
+    "moasha-random-defer-front": (RANDOM, {**MOASHA, "defer": True, "keep_front": True}),
 }
 
 

@@ -89,6 +89,9 @@ class MOASHAScheduler(FIFOScheduler):
         defer: a trial reaching a rung that holds fewer than ``reduction_factor`` points goes on only while
             no trial there dominates it, and that rung judges it again at each of its later reports until it
             holds ``reduction_factor`` points (default: it goes on, as in ASHA).
+        keep_front: a trial on the rung's Pareto front (no trial recorded there dominates it) goes on even when
+            it is not in the top ``1 / reduction_factor``; so a sweep keeps as many trials as the trade-off is
+            wide at that rung, not a fixed fraction (default: the top 1/eta only).
 
     A trial reporting a non-finite objective at a rung is stopped (it cannot be ranked).
     Tune's ``metric``/``mode`` are not used: leave them unset in ``TuneConfig`` (the searcher owns them).
@@ -105,6 +108,7 @@ class MOASHAScheduler(FIFOScheduler):
         stop_last_trials: bool = True,
         tie_break: str = "crowding",
         defer: bool = False,
+        keep_front: bool = False,
     ) -> None:
         if tie_break not in TIE_BREAKS:
             raise ValueError(f"tie_break must be one of {TIE_BREAKS}, but got {tie_break=}.")
@@ -126,6 +130,7 @@ class MOASHAScheduler(FIFOScheduler):
         self._stop_last_trials = stop_last_trials
         self._tie_break = tie_break
         self._defer = defer
+        self._keep_front = keep_front
         self._pending: dict[str, list[float]] = {}  # trial_id -> rungs it passed on too few points (defer)
         self._withdrawn: set[str] = set()  # trials a late verdict stopped and took off higher rungs (defer)
         # why plain lists/dicts: Tune pickles the scheduler into its experiment state
@@ -256,6 +261,8 @@ class MOASHAScheduler(FIFOScheduler):
         keep = survives(
             points, directions, index, self._reduction_factor, weights=self._weights(), tie_break=self._tie_break
         )
+        if not keep and getattr(self, "_keep_front", False):  # why getattr: a scheduler pickled before the option
+            keep = non_dominated_sort(points, directions)[index] == 0
         return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
 
     def debug_string(self) -> str:

@@ -349,4 +349,4 @@ def make_scheduler(spec: SweepSpec) -> Any:
     )
     if s.kind == "weighted_asha":
         return WeightedSumASHA(weights=list(s.weights or ()), **common)
-    return MOASHAScheduler(tie_break=s.tie_break, **common)
+    return MOASHAScheduler(tie_break=s.tie_break, keep_front=s.keep_front, **common)

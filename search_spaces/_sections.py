@@ -250,7 +250,11 @@ def _parse_scheduler(raw: Any) -> SchedulerSpec:
     d = (
         {"kind": raw}
         if isinstance(raw, str)
-        else _mapping("scheduler", raw, ("kind", "grace_period", "reduction_factor", "weights", "tie_break", "defer"))
+        else _mapping(
+            "scheduler",
+            raw,
+            ("kind", "grace_period", "reduction_factor", "weights", "tie_break", "defer", "keep_front"),
+        )
     )
     kind = d.get("kind", "fifo")
     if kind not in SCHEDULERS:
@@ -265,4 +269,7 @@ def _parse_scheduler(raw: Any) -> SchedulerSpec:
     tie_break = d.get("tie_break", "crowding")
     if tie_break not in TIE_BREAKS:
         raise SpecError("scheduler.tie_break", tie_break, f"one of {list(TIE_BREAKS)}")
-    return SchedulerSpec(kind, grace, eta, weights, tie_break, _bool("scheduler.defer", d.get("defer", False)))
+    defer = _bool("scheduler.defer", d.get("defer", False))
+    return SchedulerSpec(
+        kind, grace, eta, weights, tie_break, defer, _bool("scheduler.keep_front", d.get("keep_front", False))
+    )

@@ -81,6 +81,7 @@ class SchedulerSpec:
     weights: tuple[float, ...] | None = None  # weighted_asha: one weight per objective (normalised objectives)
     tie_break: str = "crowding"  # moasha: order within a front, "crowding" or "hypervolume" (contribution)
     defer: bool = False  # judge a trial reaching a rung with < eta points once eta are there (not pass it)
+    keep_front: bool = False  # moasha: a trial on the rung's Pareto front goes on even outside the top 1/eta
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,22 @@ def test_sampler_scale_prints_ask_and_tell_costs_per_sampler() -> None:
 
 
 def test_scale_runs_both_arms_on_their_own_cluster_and_prints_the_parts() -> None:
-    r = _run("benchmarks/scale.py", "--trials", "3", "--slots", "2", "--wait", "0.1", "--epochs", "1")
+    args = (
+        "--trials",
+        "3",
+        "--slots",
+        "2",
+        "--wait",
+        "0.1",
+        "--epochs",
+        "1",
+        "--arms",
+        "wattsweep",
+        "plain-tune-reuse",
+    )
+    r = _run("benchmarks/scale.py", *args)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    table = [line.split() for line in r.stdout.splitlines() if line.startswith(("wattsweep ", "plain-tune "))]
+    table = [line.split() for line in r.stdout.splitlines() if line.startswith(("wattsweep ", "plain-tune-reuse "))]
     rows = {row[0]: row for row in table if row[1].isdigit()}  # the table's rows, not the breakdown lines
-    assert rows["wattsweep"][1:4] == ["3", "3", "3"] and rows["plain-tune"][1:4] == ["3", "3", "3"], rows
+    assert rows["wattsweep"][1:4] == ["3", "3", "3"] and rows["plain-tune-reuse"][1:4] == ["3", "3", "3"], rows
     assert "wattsweep 3: driver CPU ms/trial by part: search " in r.stdout and "ratio 3: busy fraction" in r.stdout

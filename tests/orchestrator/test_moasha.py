@@ -225,6 +225,20 @@ def test_scheduler_decisions_follow_the_worked_example() -> None:
     assert s.on_trial_result(None, StubTrial("A"), result(2, 0.1, 99.0)) == CONTINUE
 
 
+def test_keep_front_lets_a_trial_on_the_rungs_front_go_on_outside_the_top_third() -> None:
+    # arrivals B, D, C, E, A, F at one rung: A comes 5th of 5, keep ceil(5 / 3) = 2; front 0 = {B, D, A}, and A,
+    # the only finite crowding distance of it, is 3rd: the top 1/3 stops it, keep_front lets it go on (it is on
+    # the front); F (front 1, dominated by A) stops either way
+    order = [("B", B), ("D", D), ("C", C), ("E", E), ("A", A), ("F", F)]
+    plain, wide = make(max_t=9), make(max_t=9, keep_front=True)
+    assert [plain.on_trial_result(None, StubTrial(n), result(1, *p)) for n, p in order] == [
+        CONTINUE, CONTINUE, STOP, STOP, STOP, STOP
+    ]  # fmt: skip
+    assert [wide.on_trial_result(None, StubTrial(n), result(1, *p)) for n, p in order] == [
+        CONTINUE, CONTINUE, STOP, STOP, CONTINUE, STOP
+    ]  # fmt: skip
+
+
 def test_each_rung_ranks_only_its_own_points() -> None:
     s = make(max_t=9)
     for n, p in zip("ABCDEF", SIX, strict=True):

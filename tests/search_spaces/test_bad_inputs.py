@@ -317,7 +317,7 @@ _SECTION_KEYS = {
     "fixed": [*TRIAL_KEYS, "x"],
     "dataset": ["name", "root", "download", "path", "target", "val_fraction", "test_fraction", "split_seed"],
     "sampler": ["kind", "seed", "population_size", "cheap_start", "cheap_start_candidates"],
-    "scheduler": ["kind", "grace_period", "reduction_factor", "weights", "tie_break", "defer"],
+    "scheduler": ["kind", "grace_period", "reduction_factor", "weights", "tie_break", "defer", "keep_front"],
     "resources": ["cpu", "gpu", "accelerator_type"],
     "energy": ["watts_per_core", "idle_baseline_s", "grid_g_per_kwh", "pue", "budget_j"],
 }

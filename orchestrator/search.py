@@ -290,15 +290,11 @@ class HonestOptunaSearch(OptunaSearch):
         if here is not None and self.storage_url is None:  # why: a database study stays where it is
             self._reopen_study(here)
         known = {t._trial_id for t in self._ot_trials.values()}
-        ended = {
-            t._trial_id for t in self.study.get_trials(deepcopy=False) if t.state.is_finished() and t._trial_id in known
-        }
-        for tid, ot_trial in self._ot_trials.items():
-            if ot_trial._trial_id in ended:
-                # why: the study is written as trials end, Tune's snapshot on its own period (orchestrator.tune_driver),
-                # so a trial can have ended in the study after the snapshot Tune resumes from; Tune then runs its
-                # last epochs again, and the study keeps the end it has
-                self._completed_trials.add(tid)
+        # why: the study is written as trials end, Tune's snapshot on its own period (orchestrator.tune_driver), so a
+        # trial can have ended in the study after the snapshot Tune resumes from; Tune then runs its last epochs
+        # again, and the study keeps the end it has
+        ended = {t._trial_id for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self._completed_trials.update(tid for tid, t in self._ot_trials.items() if t._trial_id in ended)
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if frozen._trial_id not in known:
                 # why: otherwise they stay RUNNING forever and the constant liar keeps imagining them

@@ -117,20 +117,8 @@ def test_sampler_scale_prints_ask_and_tell_costs_per_sampler() -> None:
 
 
 def test_scale_runs_both_arms_on_their_own_cluster_and_prints_the_parts() -> None:
-    args = (
-        "--trials",
-        "3",
-        "--slots",
-        "2",
-        "--wait",
-        "0.1",
-        "--epochs",
-        "1",
-        "--arms",
-        "wattsweep",
-        "plain-tune-reuse",
-    )
-    r = _run("benchmarks/scale.py", *args)
+    args = ("--trials", "3", "--slots", "2", "--wait", "0.1", "--epochs", "1")
+    r = _run("benchmarks/scale.py", *args, "--arms", "wattsweep", "plain-tune-reuse")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     table = [line.split() for line in r.stdout.splitlines() if line.startswith(("wattsweep ", "plain-tune-reuse "))]
     rows = {row[0]: row for row in table if row[1].isdigit()}  # the table's rows, not the breakdown lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def make_sampler(spec: SweepSpec, data_shape: DataShape | None = None) -> optuna
     else:
         # why: optuna's default population (50) would make a 16-trial sweep pure random sampling
         pop = s.population_size or max(4, min(50, spec.num_samples // 4))
-        base = optuna.samplers.NSGAIISampler(seed=s.seed, population_size=pop)
+        base = NSGAIISampler(seed=s.seed, population_size=pop)
     if s.cheap_start <= 0:
         return base
     cost = cost_function(spec, data_shape)
@@ -55,6 +56,27 @@ def make_sampler(spec: SweepSpec, data_shape: DataShape | None = None) -> optuna
         )
         return base
     return CheapStartSampler(base, cheap_start_plan(spec, cost))
+
+
+class NSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II, picklable on every optuna release the requirements allow.
+
+    why: Tune pickles the searcher, sampler included, when the sweep starts and into every experiment snapshot;
+    optuna 5.1 gave its genetic samplers a ``threading.Lock`` (``_thread_lock``), which cannot be pickled, so
+    every NSGA-II sweep failed before its first trial. The lock only orders one process's threads: a copy gets
+    a fresh one.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if "_thread_lock" in state:
+            state["_thread_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_thread_lock" in state:
+            self._thread_lock = threading.Lock()
 
 
 CostFn = Callable[[dict[str, Any]], float]

@@ -97,6 +97,17 @@ def test_the_plan_is_seeded_and_survives_pickling() -> None:
     assert other != sampler.plan
 
 
+@pytest.mark.parametrize("kind", ["random", "tpe", "nsga2"])
+def test_every_sampler_kind_survives_pickling_and_samples_after_it(kind: str) -> None:
+    # why: Tune pickles the searcher, sampler included, before the first trial and into every snapshot; optuna
+    # 5.1's NSGA-II holds a threading lock, and an unpicklable sampler failed every sweep before it started
+    spec = _spec(cheap_start=2, kind=kind)
+    sampler = make_sampler(spec, DIGITS)
+    _run(sampler, spec, 6)  # why sampled first: state a sampler builds while it runs must pickle too
+    restored = pickle.loads(pickle.dumps(sampler))
+    assert len(_run(restored, spec, 6)) == 6
+
+
 @pytest.mark.parametrize("kind", ["tpe", "nsga2"])
 def test_learning_samplers_run_behind_the_cheap_start(kind: str) -> None:
     spec = _spec(cheap_start=2, kind=kind)

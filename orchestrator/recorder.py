@@ -12,26 +12,16 @@ import pyarrow.fs
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from orchestrator.tune_driver import TUNE_KEYS
 from rundir import RunWriter, end_state
 from trainables import metrics as M
 
 ORPHANED = "orphaned: started just before the driver died, after Tune's last snapshot; never resumed"
 CHECKPOINT_PREFIX = "checkpoint_"  # Tune's name for a trial's checkpoint directories: checkpoint_000012
-# Keys Tune adds to every result (ray.tune.result's auto-filled keys and bookkeeping): not the trial's metrics.
-# why a list here: Tune has no public "user metrics only" view of a result; anything else the trial reported
-# (the contract's metrics and the user's own) is recorded.
-_TUNE_KEYS = frozenset(
-    {
-        "config", "date", "done", "experiment_id", "experiment_tag", "hostname", "iterations_since_restore",
-        "node_ip", "pid", "should_checkpoint", "time_since_restore", "time_this_iter_s", "time_total_s",
-        "timestamp", "timesteps_since_restore", "timesteps_total", "training_iteration", "trial_id",
-        "episodes_total", "checkpoint_dir_name",
-    }
-)  # fmt: skip
 
 
 def _trial_metrics(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k not in _TUNE_KEYS}
+    return {k: v for k, v in result.items() if k not in TUNE_KEYS}
 
 
 class RunRecorder(Callback):
@@ -57,8 +47,10 @@ class RunRecorder(Callback):
         self.out = out
         self._last_epoch: dict[str, int] = {}
         self._budget: dict[str, int] = {}
-        self._finished: dict[str, dict[str, Any]] = {}  # complete trials' final metrics, for the front
-        self._last: dict[str, dict[str, Any]] = {}  # every trial's last result
+        # why summaries (_summary), not results: kept for every trial of the sweep and pickled into Tune's
+        # snapshots; the run directory holds the whole results
+        self._finished: dict[str, dict[str, Any]] = {}  # complete trials' final summaries, for the front
+        self._last: dict[str, dict[str, Any]] = {}  # running trials' last summaries, for their end line
         self._ended_ids: set[str] = set()
         self._source_seen = False
         self._loaded = False
@@ -106,7 +98,7 @@ class RunRecorder(Callback):
             if t.state in ("complete", "stopped", "failed"):
                 self._ended_ids.add(t.trial_id)
             if t.state == "complete" and t.epochs:
-                self._finished[t.trial_id] = t.final
+                self._finished[t.trial_id] = self._summary(t.final)
 
     # Tune hooks -----------------------------------------------------------------
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
@@ -131,8 +123,8 @@ class RunRecorder(Callback):
             return  # why: a trial retried from its checkpoint may repeat an epoch already written
         self._last_epoch[tid] = epoch
         self._budget[tid] = int(result.get(M.BUDGET_EPOCHS, self._budget.get(tid, 0)))
-        self._last[tid] = _trial_metrics(result)
-        self.writer.append_epoch(tid, self._last[tid])
+        self.writer.append_epoch(tid, _trial_metrics(result))
+        self._last[tid] = self._summary(result)
         self.writer.set_state(tid, "running", epochs_run=epoch, budget_epochs=self._budget[tid])
         if not self._source_seen and M.ENERGY_SOURCE in result:
             self._source_seen = True
@@ -140,7 +132,7 @@ class RunRecorder(Callback):
                 energy_source=result[M.ENERGY_SOURCE], energy_estimated=bool(result.get(M.ENERGY_ESTIMATED))
             )
         if epoch >= self._budget[tid]:
-            self._finished[tid] = result
+            self._finished[tid] = self._last[tid]
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._ensure_loaded(trials)
@@ -163,7 +155,7 @@ class RunRecorder(Callback):
     # progress -------------------------------------------------------------------
     def _print_end(self, trial: Trial, state: str, why: str = "") -> None:
         self._ended_ids.add(trial.trial_id)  # why: a set, so a trial re-ended after a resume counts once
-        last = self._last.get(trial.trial_id) or self._finished.get(trial.trial_id) or {}
+        last = self._last.pop(trial.trial_id, None) or self._finished.get(trial.trial_id) or {}
         head = f"[{len(self._ended_ids)}/{self.num_samples}] trial {trial.trial_id} {state}"
         if last:
             est = " (estimated)" if last.get(M.ENERGY_ESTIMATED) else ""
@@ -198,6 +190,11 @@ class RunRecorder(Callback):
             import reports.build  # noqa: F401
 
         threading.Thread(target=warm, name="wattsweep-report-import", daemon=True).start()
+
+    def _summary(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """What the end lines and the front read of a result: the objectives, accuracy, energy, epochs."""
+        keys = [*(m for m, _ in self.objectives), M.EPOCH, M.BUDGET_EPOCHS, M.ACCURACY, M.ENERGY_J, M.ENERGY_ESTIMATED]
+        return {k: metrics[k] for k in keys if k in metrics}
 
     def _front(self) -> list[dict[str, Any]]:
         from reports.pareto import pareto_front_mask  # why: lazy; the report layer owns the Pareto code

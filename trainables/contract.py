@@ -254,6 +254,9 @@ class Context:
             out[M.POWER_TRACE] = self._meter.trace()
             out[M.ENERGY_PROVENANCE] = self._meter.provenance()
             out.update(self._watch.final_metrics(self._meter))
+            # why: nothing is measured after the last epoch; a meter left open while the checkpoint is stored keeps
+            # the trial on a shared GPU's ledger, billed part of the other trials' energy it never reports
+            self._meter.stop()
         check_objectives(out, self.plan.objectives, last=last)
         self._sink(out, self._checkpoint(out, state, last=last) if self.plan.checkpoint else None)
 

@@ -164,10 +164,12 @@ class BaseMeter(abc.ABC):
         """Begin the window. Calling it twice is an error."""
         if self._t0 is not None:
             raise RuntimeError("meter already started; make a new meter for a new window.")
-        # why: the time window must start where the energy window starts, not after a thread spawn
-        self._window_unix = [time.time()]
         at = self._begin()
-        self._t0 = self._clock() if at is None else at
+        now, now_unix = self._clock(), time.time()
+        self._t0 = now if at is None else at
+        # why from t0: the wall-clock window starts where the energy window starts, after the backend's set-up (a
+        # thread spawn, a shared GPU's ledger join), which on a loaded machine takes a tenth of a second
+        self._window_unix = [now_unix - max(0.0, now - self._t0)]
         self._points.append((0.0, 0.0))
 
     def read(self) -> EnergyReading:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,32 @@ def check_address(address: str | None, *, timeout_s: float = 10.0) -> None:
         raise SpecError("--address", address, f"a reachable Ray cluster address ({e})") from None
 
 
+# glibc's mallopt parameter for the number of malloc arenas (malloc.h: M_ARENA_MAX)
+_M_ARENA_MAX = -8
+DRIVER_MALLOC_ARENAS = 2
+
+
+def cap_malloc_arenas(arenas: int = DRIVER_MALLOC_ARENAS) -> bool:
+    """Cap the malloc arenas of this process (the sweep's driver) at ``arenas``, before Ray starts its threads.
+
+    why: glibc gives each new thread its own arena (up to 8 per core) and Ray's driver runs dozens of threads (gRPC,
+    Tune's executor); memory freed in one arena is not reused by another, so a long sweep's driver grew by more
+    than what it held. A user's ``MALLOC_ARENA_MAX`` wins. True where the cap was set (glibc only).
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # why: not glibc (musl has no mallopt)
+        return False
+
+
 def init_ray_or_exit(address: str | None, writer: RunWriter | None) -> None:
     """``init_ray``; a cluster that cannot be joined is a bad ``--address`` (SpecError), a local one that cannot
     start a RunError. ``writer``: the run (resume) to mark failed first."""
+    cap_malloc_arenas()
     try:
         init_ray(address)
     except Exception as e:

@@ -12,16 +12,26 @@ import pyarrow.fs
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from orchestrator.tune_driver import TUNE_KEYS
 from rundir import RunWriter, end_state
 from trainables import metrics as M
 
 ORPHANED = "orphaned: started just before the driver died, after Tune's last snapshot; never resumed"
 CHECKPOINT_PREFIX = "checkpoint_"  # Tune's name for a trial's checkpoint directories: checkpoint_000012
+# Keys Tune adds to every result (ray.tune.result's auto-filled keys and bookkeeping): not the trial's metrics.
+# why a list here: Tune has no public "user metrics only" view of a result; anything else the trial reported
+# (the contract's metrics and the user's own) is recorded.
+_TUNE_KEYS = frozenset(
+    {
+        "config", "date", "done", "experiment_id", "experiment_tag", "hostname", "iterations_since_restore",
+        "node_ip", "pid", "should_checkpoint", "time_since_restore", "time_this_iter_s", "time_total_s",
+        "timestamp", "timesteps_since_restore", "timesteps_total", "training_iteration", "trial_id",
+        "episodes_total", "checkpoint_dir_name",
+    }
+)  # fmt: skip
 
 
 def _trial_metrics(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k not in TUNE_KEYS}
+    return {k: v for k, v in result.items() if k not in _TUNE_KEYS}
 
 
 class RunRecorder(Callback):

@@ -21,12 +21,6 @@ Two things Ray Tune does in the driver grow with trials x reports, and wattsweep
    (~20 numbers, more with a user's own metrics), and nothing in wattsweep reads those statistics: they are kept for
    the objectives, the epoch and ``training_iteration`` only (what Tune's own analysis of a sweep would rank by).
 
-3. **Every trial's last result, twice.** Tune keeps each trial's last result and the result its latest checkpoint
-   came with, and caches both as indented JSON for its snapshot, for every trial of the sweep. The search, the
-   scheduler, the stopper and every callback (the recorder writes the run directory there) get each result whole
-   before Tune stores it; what Tune keeps is cut to its own keys and what the search and the scheduler read again
-   when a trial ends (``kept_keys``): the objectives, the epoch and budget, the energy facts.
-
 Installed around ``Tuner.fit`` (a new sweep and a resume) and undone after it.
 """
 
@@ -36,26 +30,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from trainables.metrics import BUDGET_EPOCHS, EPOCH
-
-# Keys Tune adds to every result (ray.tune.result's auto-filled keys and bookkeeping): not the trial's metrics.
-# why a list here: Tune has no public "user metrics only" view of a result
-TUNE_KEYS = frozenset(
-    {
-        "config", "date", "done", "experiment_id", "experiment_tag", "hostname", "iterations_since_restore",
-        "node_ip", "pid", "should_checkpoint", "time_since_restore", "time_this_iter_s", "time_total_s",
-        "timestamp", "timesteps_since_restore", "timesteps_total", "training_iteration", "trial_id",
-        "episodes_total", "checkpoint_dir_name",
-    }
-)  # fmt: skip
-
-
-def kept_keys(metrics: Iterable[str]) -> frozenset[str]:
-    """What Tune keeps of a result while a sweep runs (3. above): its own keys, the objectives ``metrics``, the
-    epoch and budget, and the facts the search records when a trial ends (``optuna_study.FACT_KEYS``)."""
-    from orchestrator.optuna_study import FACT_KEYS
-
-    return TUNE_KEYS | {*metrics, EPOCH, BUDGET_EPOCHS, *FACT_KEYS}
+from trainables.metrics import EPOCH
 
 
 @contextlib.contextmanager
@@ -63,15 +38,11 @@ def lean_tune_driver(metrics: Iterable[str]) -> Iterator[None]:
     """While the block runs: Tune's snapshot on its adaptive period only, its per-metric statistics for
     ``metrics`` (with the epoch and ``training_iteration``) only. See the module docstring."""
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
-    from ray.tune.experiment import Trial
     from ray.tune.trainable.metadata import _TrainingRunMetadata
 
-    metrics = list(metrics)
     kept = frozenset([*metrics, EPOCH, "training_iteration"])
-    stored = kept_keys(metrics)
     on_checkpoint = _ExperimentCheckpointManager.on_trial_checkpoint
     update_metric = _TrainingRunMetadata.update_metric
-    update_last_result, on_trial_save = Trial.update_last_result, Trial.on_checkpoint
 
     def on_trial_checkpoint(self: Any, trial: Any) -> None:
         return None  # why: no forced snapshot per trial checkpoint (1. above)
@@ -80,20 +51,10 @@ def lean_tune_driver(metrics: Iterable[str]) -> Iterator[None]:
         if metric in kept:
             update_metric(self, metric, value, step=step)
 
-    def update_kept_last_result(self: Any, result: dict[str, Any]) -> None:
-        # why a copy: the callbacks had this dict whole (3. above); Tune stores the cut one
-        update_last_result(self, {k: v for k, v in result.items() if k in stored})
-
-    def on_kept_checkpoint(self: Any, checkpoint_result: Any) -> None:
-        checkpoint_result.metrics = {k: v for k, v in checkpoint_result.metrics.items() if k in stored}
-        on_trial_save(self, checkpoint_result)
-
     _ExperimentCheckpointManager.on_trial_checkpoint = on_trial_checkpoint  # type: ignore[method-assign]
     _TrainingRunMetadata.update_metric = update_kept_metric  # type: ignore[method-assign]
-    Trial.update_last_result, Trial.on_checkpoint = update_kept_last_result, on_kept_checkpoint  # type: ignore[method-assign]
     try:
         yield
     finally:
         _ExperimentCheckpointManager.on_trial_checkpoint = on_checkpoint  # type: ignore[method-assign]
         _TrainingRunMetadata.update_metric = update_metric  # type: ignore[method-assign]
-        Trial.update_last_result, Trial.on_checkpoint = update_last_result, on_trial_save  # type: ignore[method-assign]

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -78,11 +77,6 @@ _STATE_KEY, _USER_KEY = "wattsweep", "user"  # the checkpoint: wattsweep's count
 # the last epoch's checkpoint also holds {"model": the watched model, "example": its example input} under this key;
 # a sink stores it apart from the state (a pickled module, which torch.load(weights_only=True) refuses)
 FINAL_MODEL_KEY = "final_model"
-
-
-def has_user_state(checkpoint: Mapping[str, Any]) -> bool:
-    """Whether a checkpoint (as handed to a sink, its final model taken out) holds the trainable's own state."""
-    return checkpoint.get(_USER_KEY) is not None
 
 
 class TrialContractError(RuntimeError):
@@ -141,11 +135,10 @@ class Context:
 
     Attributes: ``config`` (the trial's config), ``device`` (the ``torch.device`` Ray assigned: the GPU
     the trial sees, else CPU; a config key ``device: cpu`` forces CPU), ``seed`` (torch, numpy and
-    ``random`` are seeded with it before the trainable starts; torch when the trainable's module imports it, as
-    PyTorch code does: a trainable that never imports torch runs in a worker that does not either), ``epochs``
-    (the budget: report at most this many epochs), ``start_epoch`` (epochs already done by an earlier attempt; 0
-    on a fresh trial), ``checkpoint`` (the ``state`` last handed to ``report``, or None), ``data`` (the spec's
-    dataset as ``trainables.data.Splits`` on CPU, or None when the spec names no dataset).
+    ``random`` are seeded with it before the trainable starts), ``epochs`` (the budget: report at most this
+    many epochs), ``start_epoch`` (epochs already done by an earlier attempt; 0 on a fresh trial),
+    ``checkpoint`` (the ``state`` last handed to ``report``, or None), ``data`` (the spec's dataset as
+    ``trainables.data.Splits`` on CPU, or None when the spec names no dataset).
     """
 
     def __init__(
@@ -155,7 +148,7 @@ class Context:
         meter: BaseMeter,
         sink: Sink,
         *,
-        device: torch.device | None,
+        device: torch.device,
         resume: Mapping[str, Any] | None = None,
         data: Splits | None = None,
     ) -> None:
@@ -163,7 +156,7 @@ class Context:
 
         self.config = dict(config)
         self.plan = plan
-        self._device = device  # None: torch not imported by the trainable; picked when ``device`` is first read
+        self.device = device
         self.seed = plan.seed_for(config)
         self.epochs = plan.budget(config)
         self.data = data
@@ -175,12 +168,6 @@ class Context:
         self._unbilled = dict.fromkeys(_COUNTERS, 0.0)  # wattsweep's own work inside the window (FLOP counts)
         self._epoch = self.start_epoch
         self._watch = ModelWatch()
-
-    @property
-    def device(self) -> torch.device:
-        if self._device is None:
-            self._device = pick_device(self.config)  # why here: imports torch, which this trainable had not
-        return self._device
 
     @property
     def reports(self) -> int:
@@ -228,10 +215,10 @@ class Context:
             raise TrialContractError(f"report() called after the trial's last epoch ({self.epochs})")
         self._epoch += 1
         last = self._epoch == self.epochs
-        if self._device is not None and self._device.type == "cuda":
+        if self.device.type == "cuda":
             import torch
 
-            torch.cuda.synchronize(self._device)  # why: the window must hold the epoch's queued GPU work
+            torch.cuda.synchronize(self.device)  # why: the window must hold the epoch's queued GPU work
         # why before the reading: what the watch costs is subtracted from this reading, so it must be inside it
         watched = self._unbilled_call(self._watch.epoch_metrics)
         reading = self._meter.read()
@@ -300,12 +287,11 @@ def pick_device(config: Mapping[str, Any]) -> torch.device:
 
 def _seed_everything(seed: int) -> None:
     import numpy as np
+    import torch
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.manual_seed(seed)
+    torch.manual_seed(seed)
 
 
 def _node_idle(plan: TrialPlan) -> dict[str, float]:
@@ -323,7 +309,7 @@ def _node_idle(plan: TrialPlan) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def _open_meter(device: torch.device | None, plan: TrialPlan) -> Iterator[BaseMeter]:
+def _open_meter(device: torch.device, plan: TrialPlan) -> Iterator[BaseMeter]:
     from trainables.energy import make_meter
     from trainables.energy._factory import next_meter
     from trainables.energy._fallback import FallbackMeter
@@ -331,7 +317,7 @@ def _open_meter(device: torch.device | None, plan: TrialPlan) -> Iterator[BaseMe
 
     # why share_cpu: trials run side by side on a machine; with RAPL each bills its share of the package, once
     # why the plan's GPUs too: a trial that holds a GPU is billed for it, wherever its own code computes
-    kind = "cuda" if (device is not None and device.type == "cuda") or plan.gpus_per_trial > 0 else "cpu"
+    kind = "cuda" if device.type == "cuda" or plan.gpus_per_trial > 0 else "cpu"
     meter = make_meter(kind, watts_per_core=plan.watts_per_core, gpu_fraction=plan.gpu_fraction, share_cpu=True)
     idle = _node_idle(plan)
 
@@ -361,23 +347,16 @@ def run_contract(
     resume: Mapping[str, Any] | None = None,
     data: SplitArrays | Splits | None = None,
 ) -> Context:
-    """Run one trial of ``fn`` under the contract; returns its context (``ctx.reports``: epochs reported).
+    """Run one trial of ``fn`` under the contract; returns its context (``ctx.reports``: epochs reported)."""
+    import torch
 
-    torch is set up (threads, seed, device) when ``fn``'s module imported it; a trainable that never imports torch
-    runs without it (a worker that imports torch holds ~300 MB more private memory).
-    """
-    device = None
-    if "torch" in sys.modules:
-        import torch
+    if plan.num_threads:
+        torch.set_num_threads(plan.num_threads)
+    # why: the first optimizer step in a process imports torch._dynamo (~0.9 s of CPU here); that is the worker's
+    # start-up, not the trial's work, and inside the meter it would land on whichever trial a worker runs first
+    import torch._dynamo
 
-        if plan.num_threads:
-            torch.set_num_threads(plan.num_threads)
-        # why: the first optimizer step in a process imports torch._dynamo (~0.9 s of CPU here); that is the
-        # worker's start-up, not the trial's work, and inside the meter it would land on whichever trial a worker
-        # runs first
-        import torch._dynamo
-
-        device = pick_device(config)
+    device = pick_device(config)
     splits = _splits(plan, data)
     _seed_everything(plan.seed_for(config))
     with _open_meter(device, plan) as meter:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rundir.layout import FINAL_MODEL
-from trainables.contract import FINAL_MODEL_KEY, TrialPlan, has_user_state
+from trainables.contract import FINAL_MODEL_KEY, TrialPlan
 from trainables.metrics import NODE_ID
 
 if TYPE_CHECKING:
     from trainables.data import SplitArrays
 
-CHECKPOINT_FILE = "trial_state.pt"  # a checkpoint that holds the user's state (torch's format)
-CHECKPOINT_JSON = "trial_state.json"  # one that holds wattsweep's counters only (the trainable handed no state)
+CHECKPOINT_FILE = "trial_state.pt"
 # Fault injection for testing the sweep's failure handling: "key=value[,key=value]" makes every
 # attempt of a matching trial raise after its first reported epoch. Unset in normal use.
 INJECT_FAILURE_ENV = "WATTSWEEP_INJECT_FAILURE"
@@ -41,10 +39,11 @@ def tune_trainable(config: dict[str, Any], *, plan: TrialPlan, splits: SplitArra
     ``tune.with_parameters``); None loads ``plan.dataset`` in this worker, if the plan names one.
     """
     import ray
+    import torch
     from ray import tune  # why: only the Ray path needs Ray; `trial` runs without it
 
     # why here: Tune pickles this function by reference in the driver, which then imports this module;
-    # importing the contract at module level would cost the driver time it never uses
+    # importing torch and the contract at module level would cost the driver ~1.5 s it never uses
     from trainables.contract import run_contract
     from trainables.loader import load_trainable
 
@@ -53,7 +52,9 @@ def tune_trainable(config: dict[str, Any], *, plan: TrialPlan, splits: SplitArra
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            resume = load_checkpoint_state(d)
+            # why weights_only: a checkpoint may come from a run someone else wrote (resume of a received run);
+            # state dicts, tensors, numbers, strings and containers of them load, arbitrary pickles do not
+            resume = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=True, map_location="cpu")
 
     inject = _failure_selected(config)
     node_id = ray.get_runtime_context().get_node_id()
@@ -67,38 +68,12 @@ def tune_trainable(config: dict[str, Any], *, plan: TrialPlan, splits: SplitArra
             return
         final = state.pop(FINAL_MODEL_KEY, None)
         with tempfile.TemporaryDirectory() as d:
-            save_checkpoint_state(state, d)
+            torch.save(state, os.path.join(d, CHECKPOINT_FILE))
             if final is not None:
                 save_final_model(final, os.path.join(d, FINAL_MODEL))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
     run_contract(fn, config, plan, sink, resume=resume, data=splits)
-
-
-def save_checkpoint_state(state: Mapping[str, Any], directory: str) -> None:
-    """Write a checkpoint's state into ``directory``: torch's format when it holds the user's state, JSON when it
-    holds wattsweep's counters only (why: a trainable that hands no state, and never imports torch, runs in a
-    worker that does not import it either)."""
-    if not has_user_state(state):
-        with open(os.path.join(directory, CHECKPOINT_JSON), "w") as f:
-            json.dump(state, f)
-        return
-    import torch
-
-    torch.save(state, os.path.join(directory, CHECKPOINT_FILE))
-
-
-def load_checkpoint_state(directory: str) -> dict[str, Any]:
-    """The state ``save_checkpoint_state`` wrote into ``directory``."""
-    json_path = os.path.join(directory, CHECKPOINT_JSON)
-    if os.path.exists(json_path):
-        with open(json_path) as f:
-            return dict(json.load(f))
-    import torch
-
-    # why weights_only: a checkpoint may come from a run someone else wrote (resume of a received run);
-    # state dicts, tensors, numbers, strings and containers of them load, arbitrary pickles do not
-    return dict(torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=True, map_location="cpu"))
 
 
 def save_final_model(final: Mapping[str, Any], path: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
 from ray.tune.trainable.metadata import _TrainingRunMetadata
 
@@ -37,34 +35,3 @@ def test_tune_keeps_statistics_of_the_objectives_and_the_epoch_only_while_a_swee
     outside = _TrainingRunMetadata()
     outside.update_metric("loss", 0.7)
     assert set(outside.metric_analysis) == {"loss"}
-
-
-def test_tune_stores_each_result_cut_to_what_it_and_the_search_read_again_while_the_callbacks_get_it_whole(
-    tmp_path: Path,
-) -> None:
-    from ray.train import Checkpoint
-    from ray.train._internal.checkpoint_manager import _CheckpointManager, _TrainingResult
-    from ray.train._internal.storage import StorageContext
-    from ray.tune import CheckpointConfig
-    from ray.tune.experiment import Trial
-
-    from orchestrator.optuna_study import FACT_KEYS
-
-    result = {"accuracy": 0.9, "energy_j": 3.0, "epoch": 2, "budget_epochs": 4, "training_iteration": 2, "done": False}
-    bulky = {"power_trace": [[0.0, 10.0]] * 50, "energy_provenance": {"backend": "estimate"}, "my_own": 1.5}
-    facts = {FACT_KEYS[2]: "estimate(cpu-time)"}
-    with lean_tune_driver(["accuracy", "energy_j"]):
-        storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="exp", trial_dir_name="t")
-        trial = Trial("__fake", config={}, stub=True, storage=storage)
-        trial.run_metadata.checkpoint_manager = _CheckpointManager(CheckpointConfig(num_to_keep=1))
-        whole = {**result, **bulky, **facts}
-        trial.update_last_result(whole)
-        trial.on_checkpoint(_TrainingResult(Checkpoint(str(tmp_path)), dict(whole)))
-    assert set(whole) >= set(bulky)  # what the callbacks were handed is not touched
-    kept = {**result, **facts}
-    assert {k: v for k, v in trial.last_result.items() if k in whole} == kept
-    stored = trial.run_metadata.checkpoint_manager.latest_checkpoint_result.metrics
-    assert {k: v for k, v in stored.items() if k in whole} == kept
-    outside = Trial("__fake", config={}, stub=True)
-    outside.update_last_result({**result, **bulky})
-    assert "power_trace" in outside.last_result  # Tune's own rule again outside a sweep

@@ -20,8 +20,9 @@ into search, recorder, scheduler, limiter, live view; "tune+ray" is the rest); t
 The "sweep wall time" runs from ``run_sweep`` / ``Tuner.fit`` being called to its return, without the cluster's
 start (done before) but with wattsweep's report (printed apart too).
 
-Memory bounds the slots here: each wattsweep trial actor imports torch (the contract seeds it and saves state
-with it), ~300 MB private memory each; 64 of them do not fit on a 24 GiB machine beside anything else.
+Memory bounds the slots here: each wattsweep trial actor imports torch and torch._dynamo (the contract seeds torch,
+saves state with it and warms dynamo up), ~440 MB private memory each (smaps_rollup, 2026-12-02); 64 of them do not
+fit on a 24 GiB machine beside anything else.
 
 Usage: python benchmarks/scale.py [--trials 100 1000] [--slots 24] [--wait 10] [--epochs 4]
                                   [--scheduler moasha|fifo] [--arms wattsweep plain-tune plain-tune-reuse]

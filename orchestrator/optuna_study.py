@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
+from optuna.storages.journal._storage import JournalOperation as _JournalOp
 
 from search_spaces import SpecError
 from search_spaces._check import redact_url
@@ -66,27 +67,80 @@ def _storage_of(trial: optuna.Trial) -> tuple[optuna.storages.BaseStorage, int]:
     return trial.study._storage, trial._trial_id
 
 
-def record_epoch(trial: optuna.Trial, result: Mapping[str, Any], metrics: Sequence[str], seen: dict[str, list]) -> None:
-    """Store one epoch's objective values in ``trial`` (see the module docstring). ``seen``: this trial's
-    values so far, per metric, updated here (index = epoch - 1; a retried trial's repeated epoch replaces)."""
+def epoch_point(result: Mapping[str, Any], metrics: Sequence[str], seen: dict[str, list]) -> tuple[int, float] | None:
+    """(epoch, first objective's value) of one epoch's result, after adding its objective values to ``seen`` (this
+    trial's values so far, per metric; index = epoch - 1; a retried trial's repeated epoch replaces); None for a
+    result that is no epoch of the contract (none has come without one) or has no finite first objective."""
     epoch = result.get(m.EPOCH)
     values = {x: _finite(result.get(x)) for x in metrics}
     first = values[metrics[0]]
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1 or first is None:
-        return  # why: a result that is no epoch of the contract (none has come without one) is not a point
+        return None
     for x, v in values.items():
         series = seen.setdefault(x, [])
         del series[epoch - 1 :]
         series.extend([None] * (epoch - 1 - len(series)) + [v])
-    if len(metrics) == 1:
+    return epoch, first
+
+
+def record_epoch(
+    trial: optuna.Trial,
+    result: Mapping[str, Any],
+    metrics: Sequence[str],
+    seen: dict[str, list],
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Store one epoch's objective values in ``trial`` (see the module docstring), and ``attrs`` as more user
+    attributes with them. ``seen``: as ``epoch_point``."""
+    point = epoch_point(result, metrics, seen)
+    attrs = dict(attrs or {})
+    if point is not None and len(metrics) == 1:
         with warnings.catch_warnings():  # why: a retried trial repeats its epochs; Optuna keeps a step's first value
             warnings.filterwarnings("ignore", message=".*is already reported", category=UserWarning)
-            trial.report(first, step=epoch)
-        return
+            trial.report(point[1], step=point[0])
+        point = None
+    elif point is not None:
+        attrs |= {x + BY_EPOCH_SUFFIX: list(seen[x]) for x in metrics}
+    write_trial(trial, attrs, point)
+
+
+def write_trial(trial: optuna.Trial, attrs: Mapping[str, Any], point: tuple[int, float] | None = None) -> None:
+    """Set ``attrs`` as ``trial``'s user attributes and ``point`` (step, value) as an intermediate value, in one
+    write when the study is a journal file (a run's own study), one write each otherwise.
+
+    why one write: each of Optuna's journal writes takes the file's lock and fsyncs it; a trial's end wrote ~18
+    of them (its facts), every epoch 3, which made the Optuna journal the driver's largest cost of its own at
+    thousands of trials (benchmarks/RESULTS.md, "Scale"). The journal's own log records are appended, several in
+    one ``append_logs`` call, exactly as ``JournalStorage.set_trial_user_attr`` and
+    ``set_trial_intermediate_value`` append them one at a time (pinned in tests/orchestrator/test_optuna_study.py).
+    """
     storage, trial_id = _storage_of(trial)
-    storage.set_trial_intermediate_value(trial_id, epoch, first)
-    for x in metrics:
-        trial.set_user_attr(x + BY_EPOCH_SUFFIX, list(seen[x]))
+    logs: list[tuple[int, dict[str, Any]]] = []
+    if point is not None:
+        logs.append((_JournalOp.SET_TRIAL_INTERMEDIATE_VALUE, {"step": point[0], "intermediate_value": point[1]}))
+    logs += [(_JournalOp.SET_TRIAL_USER_ATTR, {"user_attr": {k: v}}) for k, v in attrs.items()]
+    if len(logs) > 1 and _journal_parts(storage):
+        with storage._thread_lock:  # type: ignore[attr-defined]
+            worker = storage._replay_result.worker_id  # type: ignore[attr-defined]
+            storage._backend.append_logs(  # type: ignore[attr-defined]
+                [{"op_code": op, "worker_id": worker, "trial_id": trial_id, **fields} for op, fields in logs]
+            )
+            storage._sync_with_backend()  # type: ignore[attr-defined]
+    else:
+        if point is not None:
+            storage.set_trial_intermediate_value(trial_id, *point)
+        for k, v in attrs.items():
+            storage.set_trial_user_attr(trial_id, k, v)
+    cached = getattr(trial, "_cached_frozen_trial", None)  # why: what trial.user_attrs shows, as set_user_attr does
+    if cached is not None:
+        cached.user_attrs.update(attrs)
+
+
+def _journal_parts(storage: Any) -> bool:
+    """Whether ``storage`` is a JournalStorage with the parts ``write_trial`` appends through."""
+    return isinstance(storage, optuna.storages.JournalStorage) and all(
+        hasattr(storage, a) for a in ("_thread_lock", "_replay_result", "_backend", "_sync_with_backend")
+    )
 
 
 def trial_facts(result: Mapping[str, Any]) -> dict[str, Any]:

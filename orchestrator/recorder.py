@@ -62,6 +62,9 @@ class RunRecorder(Callback):
         self._finished: dict[str, dict[str, Any]] = {}  # complete trials' final summaries, for the front
         self._last: dict[str, dict[str, Any]] = {}  # running trials' last summaries, for their end line
         self._ended_ids: set[str] = set()
+        # why kept: the front of _finished, updated as trials complete (front(S + x) = front(front(S) + x)), so
+        # that each trial's end line costs O(front), not O(trials) (a sweep of n trials: O(n^2) before)
+        self._front_rows: list[dict[str, Any]] | None = None
         self._source_seen = False
         self._loaded = False
         self._report_warmed = False
@@ -69,6 +72,7 @@ class RunRecorder(Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         # why: Tune unpickles the recorder on resume with the first driver's path; the run may have moved since
         self.__dict__.update(state)
+        self.__dict__.setdefault("_front_rows", None)  # why: a snapshot written before the front was kept
         from orchestrator.relocate import current
 
         here = current()
@@ -108,7 +112,7 @@ class RunRecorder(Callback):
             if t.state in ("complete", "stopped", "failed"):
                 self._ended_ids.add(t.trial_id)
             if t.state == "complete" and t.epochs:
-                self._finished[t.trial_id] = self._summary(t.final)
+                self._finish(t.trial_id, self._summary(t.final))
 
     # Tune hooks -----------------------------------------------------------------
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
@@ -142,7 +146,7 @@ class RunRecorder(Callback):
                 energy_source=result[M.ENERGY_SOURCE], energy_estimated=bool(result.get(M.ENERGY_ESTIMATED))
             )
         if epoch >= self._budget[tid]:
-            self._finished[tid] = self._last[tid]
+            self._finish(tid, self._last[tid])
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._ensure_loaded(trials)
@@ -159,7 +163,8 @@ class RunRecorder(Callback):
         self.writer.set_state(
             tid, "failed", epochs_run=self._last_epoch.get(tid, 0), budget_epochs=self._budget.get(tid, 0), error=error
         )
-        self._finished.pop(tid, None)
+        if self._finished.pop(tid, None) is not None:
+            self._front_rows = None  # why: a front member may have left; computed again when next read
         self._print_end(trial, "failed", error.splitlines()[-1] if error else "")
 
     # progress -------------------------------------------------------------------
@@ -206,12 +211,25 @@ class RunRecorder(Callback):
         keys = [*(m for m, _ in self.objectives), M.EPOCH, M.BUDGET_EPOCHS, M.ACCURACY, M.ENERGY_J, M.ENERGY_ESTIMATED]
         return {k: metrics[k] for k in keys if k in metrics}
 
+    def _finish(self, tid: str, summary: dict[str, Any]) -> None:
+        """``summary`` is trial ``tid``'s final one (it completed its budget)."""
+        if tid in self._finished:
+            self._front_rows = None  # why: a replaced summary may have been on the front
+        self._finished[tid] = summary
+        if self._front_rows is not None:
+            self._front_rows = self._front_of([*self._front_rows, summary])
+
     def _front(self) -> list[dict[str, Any]]:
+        if self._front_rows is None:
+            self._front_rows = self._front_of(list(self._finished.values()))
+        return self._front_rows
+
+    def _front_of(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from reports.pareto import pareto_front_mask  # why: lazy; the report layer owns the Pareto code
 
         rows = [
             r
-            for r in self._finished.values()
+            for r in rows
             if all(isinstance(r.get(m), (int, float)) and math.isfinite(r[m]) for m, _ in self.objectives)
         ]
         if not rows:

@@ -272,16 +272,14 @@ class HonestOptunaSearch(OptunaSearch):
             # why: after a resume, Tune may end again a trial whose end Optuna already has
             self._completed_trials.add(trial_id)
             return
-        ot_trial.set_user_attr("tune_trial_id", trial_id)
         result = result or {}
         epochs_run, budget = int(result.get(EPOCH, 0)), int(result.get(BUDGET_EPOCHS, 0))
+        attrs: dict[str, Any] = {"tune_trial_id": trial_id}
         if result:
-            # why here too: a result the scheduler answers with STOP reaches the searcher only as the trial's end
-            record_epoch(ot_trial, result, self._metric_names(), self._epochs_of(trial_id))
-            ot_trial.set_user_attr("epochs_run", epochs_run)
-            ot_trial.set_user_attr("budget_epochs", budget)
-            for key, value in trial_facts(result).items():
-                ot_trial.set_user_attr(key, value)
+            attrs |= {"epochs_run": epochs_run, "budget_epochs": budget, **trial_facts(result)}
+        # why the last epoch here too: a result the scheduler answers with STOP reaches the searcher only as the
+        # trial's end; one write for it and the trial's facts (optuna_study.write_trial)
+        record_epoch(ot_trial, result, self._metric_names(), self._epochs_of(trial_id), attrs)
         # why one rule (rundir.end_state): the run directory and the study must agree on every trial;
         # a trial with no result at all never ran an epoch of its budget
         ended = end_state(error=error or not result, epochs_run=epochs_run, budget_epochs=budget)

@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 import pytest
 
-from orchestrator.optuna_study import BY_EPOCH_SUFFIX, record_epoch, trial_facts
+from orchestrator.optuna_study import BY_EPOCH_SUFFIX, record_epoch, trial_facts, write_trial
 from rundir import optuna_storage, read_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,6 +163,30 @@ def test_record_epoch_in_single_and_multi_objective_studies(objectives: list[str
         assert frozen.user_attrs["energy_j_by_epoch"] == [10.0, 20.0, 30.0]
     with pytest.raises(NotImplementedError):  # why the storage path: Optuna refuses report() for several
         optuna.create_study(directions=["maximize", "minimize"]).ask().report(0.5, step=1)
+
+
+def test_a_trials_attributes_and_epoch_go_to_the_journal_in_one_write(tmp_path: Path) -> None:
+    """The journal records write_trial appends are Optuna's own: another process's storage replays them."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = str(tmp_path / "journal.log")
+    storage = JournalStorage(JournalFileBackend(path))
+    study = optuna.create_study(study_name="s", storage=storage, directions=["maximize", "minimize"])
+    trial = study.ask()
+    writes: list[int] = []
+    append = storage._backend.append_logs
+    storage._backend.append_logs = lambda logs: (writes.append(len(logs)), append(logs))[1]  # type: ignore[method-assign]
+    attrs = {"energy_source": "nvml-counter", "epochs_run": 3, "energy_estimated": False}
+    record_epoch(trial, {"epoch": 3, "f1": 0.8, "energy_j": 30.0}, ["f1", "energy_j"], {}, attrs)
+    assert writes == [6]  # the epoch, two objectives' series, three facts: one append of six records
+    assert trial.user_attrs["energy_source"] == "nvml-counter"  # what Trial.set_user_attr would have shown
+    study.tell(trial, [0.8, 30.0])
+    again = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(path))).trials[0]
+    assert again.intermediate_values == {3: 0.8}
+    assert again.user_attrs == {**attrs, "f1_by_epoch": [None, None, 0.8], "energy_j_by_epoch": [None, None, 30.0]}
+    with pytest.raises(RuntimeError, match="finished"):  # as Optuna's own set_user_attr on an ended trial
+        write_trial(trial, {"late": 1, "later": 2})
 
 
 def test_a_result_without_an_epoch_or_a_finite_objective_is_no_point() -> None:

@@ -24,7 +24,12 @@ Memory bounds the slots here: each wattsweep trial actor imports torch and torch
 saves state with it and warms dynamo up), ~440 MB private memory each (smaps_rollup, 2026-12-02); 64 of them do not
 fit on a 24 GiB machine beside anything else.
 
-Usage: python benchmarks/scale.py [--trials 100 1000] [--slots 24] [--wait 10] [--epochs 4]
+With two or more ``--epochs`` (the same trials, each run with every epoch count), the driver's CPU per trial is fitted
+as a + b x epochs for each arm: b is its CPU per epoch report, a its CPU per trial beside the reports (asked, started,
+ended); the two arms' a and b are printed beside each other ("beyond plain Tune's own": the differences). One
+epoch count gives only CPU / trials and CPU / reports, which mixes the two.
+
+Usage: python benchmarks/scale.py [--trials 100 1000] [--slots 24] [--wait 10] [--epochs 4 [8]]
                                   [--scheduler moasha|fifo] [--arms wattsweep plain-tune plain-tune-reuse]
 """
 
@@ -261,13 +266,14 @@ def child(args: argparse.Namespace) -> None:
 # --- the table ---------------------------------------------------------------------------------------------------
 
 
-def _row(arm: str, n: int, slots: int, r: dict[str, Any]) -> str:
+def _row(arm: str, n: int, epochs: int, slots: int, r: dict[str, Any]) -> str:
     per_trial = r["driver_cpu_s"] / max(r["trials"], 1) * 1e3
     per_report = r["driver_cpu_s"] / max(r["reports"], 1) * 1e3
     growth = r["rss_growth_mb_per_1000"]
     report = "" if r["report_s"] is None else f"{r['report_s']:.1f}"
     return (
-        f"{arm:<16} {n:>6} {r['trials']:>6} {r['reports']:>7} {r['wall_s']:>8.1f} {r['trials'] / r['wall_s']:>8.2f}"
+        f"{arm:<16} {n:>6} {epochs:>3} {r['trials']:>6} {r['reports']:>7} {r['wall_s']:>8.1f}"
+        f" {r['trials'] / r['wall_s']:>8.2f}"
         f" {r['reports'] / r['wall_s']:>8.2f} {r['busy_s'] / (r['wall_s'] * slots):>5.2f} {per_trial:>8.1f}"
         f" {per_report:>8.2f} {'' if growth is None else f'{growth:.0f}':>8} {report:>8}"
     )
@@ -278,54 +284,93 @@ def main() -> None:
     ap.add_argument("--trials", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--slots", type=int, default=24)
     ap.add_argument("--wait", type=float, default=10.0, help="seconds each epoch waits")
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, nargs="+", default=[4], help="two or more: CPU per report fitted")
     ap.add_argument("--scheduler", choices=("moasha", "fifo"), default="moasha")
     ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     ap.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # the child process's arm
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.arm:
+        args.epochs = args.epochs[0]
         child(args)
         return
     print(
         f"# {platform.node()} {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()};"
-        f" {args.slots} slots, {args.epochs} epochs of {args.wait:g} s waiting, scheduler {args.scheduler}"
+        f" {args.slots} slots, {'/'.join(map(str, args.epochs))} epochs of {args.wait:g} s waiting,"
+        f" scheduler {args.scheduler}"
     )
     head = (
-        f"{'arm':<16} {'asked':>6} {'trials':>6} {'reports':>7} {'wall s':>8} {'trial/s':>8} {'rep/s':>8}"
+        f"{'arm':<16} {'asked':>6} {'ep':>3} {'trials':>6} {'reports':>7} {'wall s':>8} {'trial/s':>8} {'rep/s':>8}"
         f" {'busy':>5} {'ms/trial':>8} {'ms/rep':>8} {'MB/1000':>8} {'report s':>8}"
     )
     print(head)
-    results: dict[tuple[str, int], dict[str, Any]] = {}
+    results: dict[tuple[str, int, int], dict[str, Any]] = {}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for n in args.trials:
-        for arm in args.arms:
-            cmd = [sys.executable, __file__, "--arm", arm, "--n", str(n), "--slots", str(args.slots)]
-            cmd += ["--wait", str(args.wait), "--epochs", str(args.epochs), "--scheduler", args.scheduler]
-            p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-            lines = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
-            if p.returncode != 0 or not lines:
-                print(f"{arm} n={n} failed (exit {p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
-                continue
-            results[arm, n] = json.loads(lines[-1].removeprefix("RESULT "))
-            print(_row(arm, n, args.slots, results[arm, n]), flush=True)
+        for epochs in args.epochs:
+            for arm in args.arms:
+                cmd = [sys.executable, __file__, "--arm", arm, "--n", str(n), "--slots", str(args.slots)]
+                cmd += ["--wait", str(args.wait), "--epochs", str(epochs), "--scheduler", args.scheduler]
+                p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+                lines = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+                if p.returncode != 0 or not lines:
+                    print(f"{arm} n={n} failed (exit {p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+                    continue
+                results[arm, n, epochs] = json.loads(lines[-1].removeprefix("RESULT "))
+                print(_row(arm, n, epochs, args.slots, results[arm, n, epochs]), flush=True)
     for n in args.trials:
-        ws = results.get(("wattsweep", n))
-        if ws:
-            parts = ", ".join(f"{k} {v / ws['trials'] * 1e3:.1f}" for k, v in ws["parts_cpu_s"].items())
-            rest = ws["driver_cpu_s"] - sum(ws["parts_cpu_s"].values())
-            print(f"wattsweep {n}: driver CPU ms/trial by part: {parts}, tune+ray {rest / ws['trials'] * 1e3:.1f}")
-        for plain in ("plain-tune", "plain-tune-reuse"):
-            pt = results.get((plain, n))
-            if not (ws and pt):
-                continue
-            extra_trial = (ws["driver_cpu_s"] / ws["trials"] - pt["driver_cpu_s"] / pt["trials"]) * 1e3
-            extra_report = (ws["driver_cpu_s"] / ws["reports"] - pt["driver_cpu_s"] / pt["reports"]) * 1e3
-            busy = (ws["busy_s"] / ws["wall_s"]) / (pt["busy_s"] / pt["wall_s"])
+        for epochs in args.epochs:
+            _print_ratios(results, n, epochs)
+        if len(args.epochs) > 1:
+            _print_fit(results, n, args)
+
+
+def _print_ratios(results: dict[tuple[str, int, int], dict[str, Any]], n: int, epochs: int) -> None:
+    ws = results.get(("wattsweep", n, epochs))
+    tag = f"{n} x {epochs} epochs"
+    if ws:
+        parts = ", ".join(f"{k} {v / ws['trials'] * 1e3:.1f}" for k, v in ws["parts_cpu_s"].items())
+        rest = ws["driver_cpu_s"] - sum(ws["parts_cpu_s"].values())
+        print(f"wattsweep {tag}: driver CPU ms/trial by part: {parts}, tune+ray {rest / ws['trials'] * 1e3:.1f}")
+    for plain in ("plain-tune", "plain-tune-reuse"):
+        pt = results.get((plain, n, epochs))
+        if not (ws and pt):
+            continue
+        extra_trial = (ws["driver_cpu_s"] / ws["trials"] - pt["driver_cpu_s"] / pt["trials"]) * 1e3
+        extra_report = (ws["driver_cpu_s"] / ws["reports"] - pt["driver_cpu_s"] / pt["reports"]) * 1e3
+        busy = (ws["busy_s"] / ws["wall_s"]) / (pt["busy_s"] / pt["wall_s"])
+        print(
+            f"ratio {tag}: busy fraction wattsweep/{plain} {busy:.2f}; driver CPU beyond {plain}'s"
+            f" {extra_trial:+.1f} ms/trial, {extra_report:+.2f} ms/report"
+        )
+
+
+def fit_per_report(points: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """Least-squares (a, b) of driver CPU = a x trials + b x reports over runs (trials, reports, cpu_s): a is the
+    CPU per trial beside its reports, b the CPU per report (both in the unit of cpu_s)."""
+    import numpy as np
+
+    x = np.array([[t, r] for t, r, _ in points], dtype=float)
+    y = np.array([c for _, _, c in points], dtype=float)
+    (a, b), *_ = np.linalg.lstsq(x, y, rcond=None)
+    return float(a), float(b)
+
+
+def _print_fit(results: dict[tuple[str, int, int], dict[str, Any]], n: int, args: argparse.Namespace) -> None:
+    fits: dict[str, tuple[float, float]] = {}
+    for arm in args.arms:
+        runs = [results.get((arm, n, e)) for e in args.epochs]
+        if all(runs):
+            fits[arm] = fit_per_report([(r["trials"], r["reports"], r["driver_cpu_s"]) for r in runs if r])
+            a, b = fits[arm]
             print(
-                f"ratio {n}: busy fraction wattsweep/{plain} {busy:.2f}; driver CPU beyond {plain}'s"
-                f" {extra_trial:+.1f} ms/trial, {extra_report:+.2f} ms/report"
+                f"fit {n} {arm}: driver CPU {a * 1e3:.1f} ms per trial beside its reports + {b * 1e3:.2f} ms per report"
             )
+    ws = fits.get("wattsweep")
+    for plain in ("plain-tune", "plain-tune-reuse"):
+        if ws and plain in fits:
+            a, b = ws[0] - fits[plain][0], ws[1] - fits[plain][1]
+            print(f"fit {n}: beyond {plain}'s own: {a * 1e3:+.1f} ms per trial, {b * 1e3:+.2f} ms per report")
 
 
 if __name__ == "__main__":

@@ -117,10 +117,21 @@ def test_sampler_scale_prints_ask_and_tell_costs_per_sampler() -> None:
 
 
 def test_scale_runs_both_arms_on_their_own_cluster_and_prints_the_parts() -> None:
-    args = ("--trials", "3", "--slots", "2", "--wait", "0.1", "--epochs", "1")
+    args = ("--trials", "3", "--slots", "2", "--wait", "0.1", "--epochs", "1", "2")
     r = _run("benchmarks/scale.py", *args, "--arms", "wattsweep", "plain-tune-reuse")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     table = [line.split() for line in r.stdout.splitlines() if line.startswith(("wattsweep ", "plain-tune-reuse "))]
-    rows = {row[0]: row for row in table if row[1].isdigit()}  # the table's rows, not the breakdown lines
-    assert rows["wattsweep"][1:4] == ["3", "3", "3"] and rows["plain-tune-reuse"][1:4] == ["3", "3", "3"], rows
-    assert "wattsweep 3: driver CPU ms/trial by part: search " in r.stdout and "ratio 3: busy fraction" in r.stdout
+    rows = {(row[0], row[2]): row for row in table if row[1].isdigit()}  # the table's rows, not the breakdown lines
+    for arm in ("wattsweep", "plain-tune-reuse"):
+        assert rows[arm, "1"][3:5] == ["3", "3"] and rows[arm, "2"][3:5] == ["3", "6"], rows  # trials, reports
+    assert "wattsweep 3 x 2 epochs: driver CPU ms/trial by part: search " in r.stdout
+    assert "ratio 3 x 1 epochs: busy fraction" in r.stdout
+    assert "fit 3: beyond plain-tune-reuse's own: " in r.stdout
+
+
+def test_the_per_report_fit_separates_trial_and_report_costs() -> None:
+    from benchmarks.scale import fit_per_report
+
+    # 5 ms per trial and 2 ms per report: 100 trials of 2 epochs, then of 6
+    a, b = fit_per_report([(100, 200, 100 * 0.005 + 200 * 0.002), (100, 600, 100 * 0.005 + 600 * 0.002)])
+    assert (round(a, 6), round(b, 6)) == (0.005, 0.002)

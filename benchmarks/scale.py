@@ -10,6 +10,9 @@ orchestration. Two arms, side by side in one run, each in a fresh Python process
   plain-tune  ``tune.Tuner`` of a function that waits and calls ``tune.report`` per epoch, Tune's defaults
   plain-tune-reuse  the same with ``reuse_actors=True`` (as wattsweep runs Tune: one process per slot, not per
               trial), so that "beyond plain Tune's own" compares like with like
+  plain-tune-ckpt   the same again, each report with a checkpoint (a small file), keeping one per trial (as
+              wattsweep does, so that a trial lost with its node or driver resumes): plain Tune with the same fault
+              tolerance
 
 Printed per arm and size: trials and reports per second of sweep wall time; busy fraction of the slots
 (trial wait time / (sweep wall time x slots)); the driver's CPU per trial and per report (its process CPU time,
@@ -30,7 +33,8 @@ ended); the two arms' a and b are printed beside each other ("beyond plain Tune'
 epoch count gives only CPU / trials and CPU / reports, which mixes the two.
 
 Usage: python benchmarks/scale.py [--trials 100 1000] [--slots 24] [--wait 10] [--epochs 4 [8]]
-                                  [--scheduler moasha|fifo] [--arms wattsweep plain-tune plain-tune-reuse]
+                                  [--scheduler moasha|fifo]
+                                  [--arms wattsweep plain-tune plain-tune-reuse plain-tune-ckpt]
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = ("wattsweep", "plain-tune", "plain-tune-reuse")
+ARMS = ("wattsweep", "plain-tune", "plain-tune-reuse", "plain-tune-ckpt")
+PLAIN = ARMS[1:]
 PARTS = ("search", "limiter", "scheduler", "recorder", "live")
 
 
@@ -222,7 +227,13 @@ def _plain_train(config: dict[str, Any]) -> None:
     x = float(config["x"])
     for epoch in range(1, int(config["epochs"]) + 1):
         time.sleep(float(config["wait_s"]))
-        tune.report({"accuracy": 1.0 - 0.5 / (1.0 + epoch * x), "epoch": epoch})
+        metrics = {"accuracy": 1.0 - 0.5 / (1.0 + epoch * x), "epoch": epoch}
+        if not config["checkpoint"]:
+            tune.report(metrics)
+            continue
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "state.json").write_text(json.dumps({"epoch": epoch}))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def run_plain(address: str, storage: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -238,9 +249,20 @@ def run_plain(address: str, storage: Path, args: argparse.Namespace) -> dict[str
 
     tuner = tune.Tuner(
         _plain_train,
-        param_space={"x": tune.uniform(0.01, 1.0), "epochs": args.epochs, "wait_s": args.wait},
-        tune_config=tune.TuneConfig(num_samples=args.n, reuse_actors=args.arm == "plain-tune-reuse"),
-        run_config=tune.RunConfig(storage_path=str(storage), name="plain", verbose=0, callbacks=[Ended()]),
+        param_space={
+            "x": tune.uniform(0.01, 1.0),
+            "epochs": args.epochs,
+            "wait_s": args.wait,
+            "checkpoint": args.arm == "plain-tune-ckpt",
+        },
+        tune_config=tune.TuneConfig(num_samples=args.n, reuse_actors=args.arm != "plain-tune"),
+        run_config=tune.RunConfig(
+            storage_path=str(storage),
+            name="plain",
+            verbose=0,
+            callbacks=[Ended()],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
     )
     cpu0, t0 = time.process_time(), time.perf_counter()
     grid = tuner.fit()
@@ -332,7 +354,7 @@ def _print_ratios(results: dict[tuple[str, int, int], dict[str, Any]], n: int, e
         parts = ", ".join(f"{k} {v / ws['trials'] * 1e3:.1f}" for k, v in ws["parts_cpu_s"].items())
         rest = ws["driver_cpu_s"] - sum(ws["parts_cpu_s"].values())
         print(f"wattsweep {tag}: driver CPU ms/trial by part: {parts}, tune+ray {rest / ws['trials'] * 1e3:.1f}")
-    for plain in ("plain-tune", "plain-tune-reuse"):
+    for plain in PLAIN:
         pt = results.get((plain, n, epochs))
         if not (ws and pt):
             continue
@@ -367,7 +389,7 @@ def _print_fit(results: dict[tuple[str, int, int], dict[str, Any]], n: int, args
                 f"fit {n} {arm}: driver CPU {a * 1e3:.1f} ms per trial beside its reports + {b * 1e3:.2f} ms per report"
             )
     ws = fits.get("wattsweep")
-    for plain in ("plain-tune", "plain-tune-reuse"):
+    for plain in PLAIN:
         if ws and plain in fits:
             a, b = ws[0] - fits[plain][0], ws[1] - fits[plain][1]
             print(f"fit {n}: beyond {plain}'s own: {a * 1e3:+.1f} ms per trial, {b * 1e3:+.2f} ms per report")

@@ -8,7 +8,9 @@ Read by anything that reads Optuna studies (``optuna-dashboard``, ``optuna.load_
   (5.0) refuses ``Trial.report`` in a multi-objective study, and optuna-dashboard (0.21) draws its
   intermediate-values chart only for single-objective studies; there the first objective's value per epoch
   is stored through the storage's ``set_trial_intermediate_value`` (shown on each trial's page), and every
-  objective's values per epoch as the user attribute ``<metric>_by_epoch`` (a list, epoch 1 first);
+  objective's values per epoch as the user attribute ``<metric>_by_epoch`` (a list, epoch 1 first), written once,
+  when the trial ends (why: rewriting the growing lists at every epoch cost the driver per report and the journal
+  O(epochs^2) bytes per trial; a running trial shows its first objective's intermediate values);
 - each trial's facts as user attributes (``trial_facts``): energy, its components and source, whether it
   is an estimate, epochs run, wall time.
 
@@ -57,7 +59,8 @@ def name_objectives(study: optuna.Study, metrics: Sequence[str]) -> None:
         study.set_user_attr(
             "intermediate_values",
             f"per epoch: {metrics[0]} (Optuna's Trial.report is single-objective only); every objective per "
-            f"epoch in each trial's user attributes {', '.join(x + BY_EPOCH_SUFFIX for x in metrics)}",
+            f"epoch in each trial's user attributes {', '.join(x + BY_EPOCH_SUFFIX for x in metrics)}, written "
+            "when the trial ends",
         )
 
 
@@ -89,9 +92,12 @@ def record_epoch(
     metrics: Sequence[str],
     seen: dict[str, list],
     attrs: Mapping[str, Any] | None = None,
+    *,
+    ended: bool = False,
 ) -> None:
     """Store one epoch's objective values in ``trial`` (see the module docstring), and ``attrs`` as more user
-    attributes with them. ``seen``: as ``epoch_point``."""
+    attributes with them; ``ended``: the trial's last write, with its ``<metric>_by_epoch`` series (a study of
+    several objectives). ``seen``: as ``epoch_point``."""
     point = epoch_point(result, metrics, seen)
     attrs = dict(attrs or {})
     if point is not None and len(metrics) == 1:
@@ -99,8 +105,8 @@ def record_epoch(
             warnings.filterwarnings("ignore", message=".*is already reported", category=UserWarning)
             trial.report(point[1], step=point[0])
         point = None
-    elif point is not None:
-        attrs |= {x + BY_EPOCH_SUFFIX: list(seen[x]) for x in metrics}
+    if ended and len(metrics) > 1 and seen:
+        attrs |= {x + BY_EPOCH_SUFFIX: list(seen[x]) for x in metrics if x in seen}
     write_trial(trial, attrs, point)
 
 

@@ -278,8 +278,8 @@ class HonestOptunaSearch(OptunaSearch):
         if result:
             attrs |= {"epochs_run": epochs_run, "budget_epochs": budget, **trial_facts(result)}
         # why the last epoch here too: a result the scheduler answers with STOP reaches the searcher only as the
-        # trial's end; one write for it and the trial's facts (optuna_study.write_trial)
-        record_epoch(ot_trial, result, self._metric_names(), self._epochs_of(trial_id), attrs)
+        # trial's end; one write for it, the trial's facts and its per-epoch series (optuna_study.write_trial)
+        record_epoch(ot_trial, result, self._metric_names(), self._epochs_of(trial_id), attrs, ended=True)
         # why one rule (rundir.end_state): the run directory and the study must agree on every trial;
         # a trial with no result at all never ran an epoch of its budget
         ended = end_state(error=error or not result, epochs_run=epochs_run, budget_epochs=budget)

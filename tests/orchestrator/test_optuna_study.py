@@ -152,8 +152,10 @@ def test_record_epoch_in_single_and_multi_objective_studies(objectives: list[str
     study = optuna.create_study(directions=["maximize"] * len(objectives))
     trial = study.ask()
     seen: dict[str, list[Any]] = {}
-    for epoch, f1 in ((1, 0.5), (2, 0.7), (2, 0.75), (3, 0.8)):  # epoch 2 again: a retried trial's repeat
+    for epoch, f1 in ((1, 0.5), (2, 0.7), (2, 0.75)):  # epoch 2 again: a retried trial's repeat
         record_epoch(trial, {"epoch": epoch, "f1": f1, "energy_j": 10.0 * epoch}, objectives, seen)
+    assert not study.trials[0].user_attrs  # the per-epoch series are written once, when the trial ends
+    record_epoch(trial, {"epoch": 3, "f1": 0.8, "energy_j": 30.0}, objectives, seen, ended=True)
     frozen = study.trials[0]
     if len(objectives) == 1:
         assert frozen.intermediate_values == {1: 0.5, 2: 0.7, 3: 0.8}  # Trial.report keeps a step's first value
@@ -178,7 +180,7 @@ def test_a_trials_attributes_and_epoch_go_to_the_journal_in_one_write(tmp_path: 
     append = storage._backend.append_logs
     storage._backend.append_logs = lambda logs: (writes.append(len(logs)), append(logs))[1]  # type: ignore[method-assign]
     attrs = {"energy_source": "nvml-counter", "epochs_run": 3, "energy_estimated": False}
-    record_epoch(trial, {"epoch": 3, "f1": 0.8, "energy_j": 30.0}, ["f1", "energy_j"], {}, attrs)
+    record_epoch(trial, {"epoch": 3, "f1": 0.8, "energy_j": 30.0}, ["f1", "energy_j"], {}, attrs, ended=True)
     assert writes == [6]  # the epoch, two objectives' series, three facts: one append of six records
     assert trial.user_attrs["energy_source"] == "nvml-counter"  # what Trial.set_user_attr would have shown
     study.tell(trial, [0.8, 30.0])

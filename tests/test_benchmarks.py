@@ -117,7 +117,8 @@ def test_sampler_scale_prints_ask_and_tell_costs_per_sampler() -> None:
 
 
 def test_scale_runs_both_arms_on_their_own_cluster_and_prints_the_parts() -> None:
-    args = ("--trials", "3", "--slots", "2", "--wait", "0.1", "--epochs", "1", "2")
+    # FIFO: every trial runs every epoch, so the report count is known (MO-ASHA may stop one at epoch 1)
+    args = ("--trials", "3", "--slots", "2", "--wait", "0.1", "--epochs", "1", "2", "--scheduler", "fifo")
     r = _run("benchmarks/scale.py", *args, "--arms", "wattsweep", "plain-tune-reuse")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     table = [line.split() for line in r.stdout.splitlines() if line.startswith(("wattsweep ", "plain-tune-reuse "))]

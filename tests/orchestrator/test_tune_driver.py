@@ -35,3 +35,30 @@ def test_tune_keeps_statistics_of_the_objectives_and_the_epoch_only_while_a_swee
     outside = _TrainingRunMetadata()
     outside.update_metric("loss", 0.7)
     assert set(outside.metric_analysis) == {"loss"}
+
+
+def test_a_finished_trials_state_is_serialised_per_snapshot_not_kept_while_a_sweep_runs() -> None:
+    from ray.tune import PlacementGroupFactory
+    from ray.tune.experiment.trial import Trial
+
+    with lean_tune_driver(["accuracy"]):
+        trial = Trial("train", stub=True, config={"x": 1}, placement_group_factory=PlacementGroupFactory([{"CPU": 1}]))
+        trial.create_placement_group_factory()  # what Tune does before it runs a trial
+        for step, value in enumerate((0.5, 0.7), start=1):
+            trial.run_metadata.update_metric("accuracy", value, step=step)
+        trial.get_json_state()
+        assert trial._state_json is not None  # a running trial's state stays cached (Tune's rule)
+        trial.set_status(Trial.TERMINATED)
+        assert trial.run_metadata.metric_n_steps == {}  # the windows go, their averages stay
+        assert trial.run_metadata.metric_analysis["accuracy"]["last-5-avg"] == 0.6
+        state, metadata = trial.get_json_state()
+        assert trial._state_json is None and trial.run_metadata._cached_json is None
+        restored = Trial.from_json_state(state, stub=True)
+        restored.restore_run_metadata(metadata)
+        assert restored.status == Trial.TERMINATED and restored.config == {"x": 1}
+        assert restored.run_metadata.metric_analysis["accuracy"]["max"] == 0.7
+        assert trial.get_json_state() == (state, metadata)  # serialised again, the same
+    after = Trial("train", stub=True)
+    after.set_status(Trial.TERMINATED)
+    after.get_json_state()
+    assert after._state_json is not None  # Tune's own caching again outside a sweep

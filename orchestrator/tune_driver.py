@@ -21,13 +21,16 @@ Three things Ray Tune does in the driver grow with trials (x reports), and watts
    (~20 numbers, more with a user's own metrics), and nothing in wattsweep reads those statistics: they are kept for
    the objectives, the epoch and ``training_iteration`` only (what Tune's own analysis of a sweep would rank by).
 
-3. **The serialised state of every finished trial, kept in memory.** For each trial Tune caches its state and its
-   run metadata as indented JSON (~10 KB of text for a wattsweep trial), to write them into the next snapshot
-   without serialising them again, and keeps two moving windows (deques) per kept statistic. A finished trial never
-   changes, yet both stay for the whole sweep: ~22 KB per finished trial of the driver's heap (tracemalloc over
-   ``benchmarks/scale.py``). A finished trial's state is serialised anew for each snapshot instead (Tune's adaptive
-   period keeps snapshots within 5% of the sweep's time, so their cost stays bounded) and its windows are dropped
-   when it finishes (its ``last-N-avg`` statistics keep their final values; a finished trial is never run again).
+3. **Every finished trial, whole, for the whole sweep.** Tune's controller keeps each trial's state and run
+   metadata as indented JSON (~10 KB of text for a wattsweep trial; the trial caches the same strings) to write
+   the next snapshot without serialising unchanged trials again; each trial keeps two moving windows (deques) per
+   kept statistic, and its last result twice (as its last result and as its checkpoint's, ~40 keys each with
+   the metric contract). tracemalloc over ``benchmarks/scale.py``: ~30 KB of the driver's heap per finished trial.
+   When a trial finishes (after the search, the scheduler and every callback had its last result) its windows
+   are dropped (its ``last-N-avg`` statistics keep their final values), both copies of its last result are cut
+   to the kept statistics' keys with ``done`` and ``trial_id`` (each result stays whole in the trial's
+   ``result.json``), and its JSON is kept zlib-compressed, unpacked when a snapshot is written (~60 us per trial).
+   Nothing reads a finished trial again but Tune's ``ResultGrid`` after the sweep, which wattsweep does not use.
 
 Installed around ``Tuner.fit`` (a new sweep and a resume) and undone after it.
 """
@@ -35,25 +38,46 @@ Installed around ``Tuner.fit`` (a new sweep and a resume) and undone after it.
 from __future__ import annotations
 
 import contextlib
+import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from trainables.metrics import EPOCH
+
+
+class _Packed(NamedTuple):
+    """A finished trial's (state, run metadata) JSON, zlib-compressed, as Tune's controller keeps it (3. above)."""
+
+    state: bytes
+    metadata: bytes
+
+
+def _pack(jsons: tuple[str, str]) -> _Packed:
+    return _Packed(*(zlib.compress(text.encode(), 1) for text in jsons))
+
+
+def _unpack(entry: tuple[Any, Any]) -> tuple[str, str]:
+    if isinstance(entry, _Packed):
+        return zlib.decompress(entry.state).decode(), zlib.decompress(entry.metadata).decode()
+    return entry
 
 
 @contextlib.contextmanager
 def lean_tune_driver(metrics: Iterable[str]) -> Iterator[None]:
     """While the block runs: Tune's snapshot on its adaptive period only, its per-metric statistics for
-    ``metrics`` (with the epoch and ``training_iteration``) only, nothing cached for a finished trial. See the
-    module docstring."""
+    ``metrics`` (with the epoch and ``training_iteration``) only, a finished trial kept cut and compressed. See
+    the module docstring."""
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+    from ray.tune.execution.tune_controller import TuneController
     from ray.tune.experiment.trial import Trial
     from ray.tune.trainable.metadata import _TrainingRunMetadata
 
     kept = frozenset([*metrics, EPOCH, "training_iteration"])
+    stored = kept | {"done", "trial_id"}
     on_checkpoint = _ExperimentCheckpointManager.on_trial_checkpoint
     update_metric = _TrainingRunMetadata.update_metric
     get_json_state, set_status = Trial.get_json_state, Trial.set_status
+    trial_checkpoints = TuneController._get_trial_checkpoints
 
     def on_trial_checkpoint(self: Any, trial: Any) -> None:
         return None  # why: no forced snapshot per trial checkpoint (1. above)
@@ -62,25 +86,41 @@ def lean_tune_driver(metrics: Iterable[str]) -> Iterator[None]:
         if metric in kept:
             update_metric(self, metric, value, step=step)
 
-    def json_state_kept_while_running(self: Any) -> tuple[str, str]:
+    def json_state_uncached_when_finished(self: Any) -> tuple[str, str]:
         state = get_json_state(self)
-        if self.status == Trial.TERMINATED:  # why: a finished trial's JSON is not kept for the next snapshot (3.)
-            self.invalidate_json_state()
-            self.run_metadata.invalidate_cache()
+        if self.status == Trial.TERMINATED:  # why: the controller keeps it packed (3. above)
+            self._state_json = self.run_metadata._cached_json = None
         return state
 
-    def set_status_dropping_windows(self: Any, status: str) -> None:
+    def set_status_finished_lean(self: Any, status: str) -> None:
         set_status(self, status)
-        if status == Trial.TERMINATED:
-            self.run_metadata.metric_n_steps = {}  # why: a finished trial's statistics never move again (3.)
+        if status != Trial.TERMINATED:
+            return
+        meta = self.run_metadata  # why: a finished trial is never run again (3. above)
+        meta.metric_n_steps = {}
+        meta.last_result = {k: v for k, v in meta.last_result.items() if k in stored}
+        manager = meta.checkpoint_manager
+        for saved in (manager.latest_checkpoint_result, manager.best_checkpoint_result) if manager else ():
+            if saved is not None:
+                saved.metrics = {k: v for k, v in saved.metrics.items() if k in stored}
+
+    def trial_checkpoints_packed(self: Any) -> dict[str, tuple[str, str]]:
+        # Tune's own loop (TuneController._get_trial_checkpoints), a finished trial's JSON kept packed (3. above)
+        for trial in self._trials_to_cache:
+            jsons = trial.get_json_state()
+            self._trial_metadata[trial.trial_id] = _pack(jsons) if trial.status == Trial.TERMINATED else jsons
+        self._trials_to_cache.clear()
+        return {trial_id: _unpack(entry) for trial_id, entry in self._trial_metadata.items()}
 
     _ExperimentCheckpointManager.on_trial_checkpoint = on_trial_checkpoint  # type: ignore[method-assign]
     _TrainingRunMetadata.update_metric = update_kept_metric  # type: ignore[method-assign]
-    Trial.get_json_state = json_state_kept_while_running  # type: ignore[method-assign]
-    Trial.set_status = set_status_dropping_windows  # type: ignore[method-assign]
+    Trial.get_json_state = json_state_uncached_when_finished  # type: ignore[method-assign]
+    Trial.set_status = set_status_finished_lean  # type: ignore[method-assign]
+    TuneController._get_trial_checkpoints = trial_checkpoints_packed  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
         _ExperimentCheckpointManager.on_trial_checkpoint = on_checkpoint  # type: ignore[method-assign]
         _TrainingRunMetadata.update_metric = update_metric  # type: ignore[method-assign]
         Trial.get_json_state, Trial.set_status = get_json_state, set_status  # type: ignore[method-assign]
+        TuneController._get_trial_checkpoints = trial_checkpoints  # type: ignore[method-assign]

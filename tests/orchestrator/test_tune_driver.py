@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from ray.train._internal.session import _TrainingResult
+from ray.tune import PlacementGroupFactory
 from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+from ray.tune.execution.tune_controller import TuneController
+from ray.tune.experiment.trial import Trial
 from ray.tune.trainable.metadata import _TrainingRunMetadata
 
 from orchestrator.tune_driver import lean_tune_driver
@@ -37,28 +43,42 @@ def test_tune_keeps_statistics_of_the_objectives_and_the_epoch_only_while_a_swee
     assert set(outside.metric_analysis) == {"loss"}
 
 
-def test_a_finished_trials_state_is_serialised_per_snapshot_not_kept_while_a_sweep_runs() -> None:
-    from ray.tune import PlacementGroupFactory
-    from ray.tune.experiment.trial import Trial
+def _trial(config: dict[str, int]) -> Trial:
+    trial = Trial("train", stub=True, config=config, placement_group_factory=PlacementGroupFactory([{"CPU": 1}]))
+    trial.create_placement_group_factory()  # what Tune does before it runs a trial
+    return trial
 
+
+def test_a_finished_trials_state_is_kept_packed_by_the_controller_while_a_sweep_runs() -> None:
     with lean_tune_driver(["accuracy"]):
-        trial = Trial("train", stub=True, config={"x": 1}, placement_group_factory=PlacementGroupFactory([{"CPU": 1}]))
-        trial.create_placement_group_factory()  # what Tune does before it runs a trial
-        for step, value in enumerate((0.5, 0.7), start=1):
-            trial.run_metadata.update_metric("accuracy", value, step=step)
-        trial.get_json_state()
-        assert trial._state_json is not None  # a running trial's state stays cached (Tune's rule)
-        trial.set_status(Trial.TERMINATED)
-        assert trial.run_metadata.metric_n_steps == {}  # the windows go, their averages stay
-        assert trial.run_metadata.metric_analysis["accuracy"]["last-5-avg"] == 0.6
-        state, metadata = trial.get_json_state()
-        assert trial._state_json is None and trial.run_metadata._cached_json is None
-        restored = Trial.from_json_state(state, stub=True)
-        restored.restore_run_metadata(metadata)
-        assert restored.status == Trial.TERMINATED and restored.config == {"x": 1}
+        running, finished = _trial({"x": 1}), _trial({"x": 2})
+        for trial in (running, finished):
+            for step, accuracy in enumerate((0.5, 0.7), start=1):
+                result = {"accuracy": accuracy, "loss": 0.3, "epoch": step, "training_iteration": step, "config": {}}
+                trial.update_last_result(dict(result, trial_id=trial.trial_id, done=step == 2))
+        finished.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(None, dict(result)))
+        finished.set_status(Trial.TERMINATED)
+        assert finished.run_metadata.metric_n_steps == {}  # the windows go, their averages stay
+        cut = {"accuracy": 0.7, "epoch": 2, "training_iteration": 2}
+        assert finished.last_result == dict(cut, trial_id=finished.trial_id, done=True)  # the kept keys only
+        assert finished.run_metadata.checkpoint_manager.latest_checkpoint_result.metrics == cut
+        assert running.last_result["loss"] == 0.3  # a running trial's result stays whole
+        assert finished.run_metadata.metric_analysis["accuracy"]["last-5-avg"] == 0.6
+        assert running.run_metadata.metric_n_steps["accuracy"]["5"]  # a running trial keeps them
+        # Tune's controller, as its snapshot calls it: the trials marked since the last snapshot are serialised
+        controller = SimpleNamespace(_trials_to_cache={running, finished}, _trial_metadata={})
+        written = TuneController._get_trial_checkpoints(controller)
+        assert finished._state_json is None and finished.run_metadata._cached_json is None  # the trial keeps none
+        assert running._state_json is not None  # a running trial's cache stays (Tune's rule)
+        kept = controller._trial_metadata[finished.trial_id]
+        assert sum(map(len, kept)) < sum(map(len, written[finished.trial_id])) / 2  # compressed
+        assert TuneController._get_trial_checkpoints(controller) == written  # the next snapshot: the same text
+        restored = Trial.from_json_state(written[finished.trial_id][0], stub=True)
+        restored.restore_run_metadata(written[finished.trial_id][1])
+        assert restored.status == Trial.TERMINATED and restored.config == {"x": 2}
         assert restored.run_metadata.metric_analysis["accuracy"]["max"] == 0.7
-        assert trial.get_json_state() == (state, metadata)  # serialised again, the same
-    after = Trial("train", stub=True)
+    after, controller = _trial({"x": 3}), SimpleNamespace(_trial_metadata={})
     after.set_status(Trial.TERMINATED)
-    after.get_json_state()
-    assert after._state_json is not None  # Tune's own caching again outside a sweep
+    controller._trials_to_cache = {after}
+    assert TuneController._get_trial_checkpoints(controller)[after.trial_id] == after.get_json_state()
+    assert after._state_json is not None and controller._trial_metadata[after.trial_id][0] == after._state_json

@@ -5,12 +5,12 @@ Read by anything that reads Optuna studies (``optuna-dashboard``, ``optuna.load_
 - metric names: ``study.set_metric_names`` with the objectives' metric names (``accuracy``, ``energy_j``);
 - every epoch: a single-objective study gets each epoch's objective value as an intermediate value
   (``Trial.report(value, step=epoch)``), so Optuna's and the dashboard's learning curves draw it. Optuna
-  (5.0) refuses ``Trial.report`` in a multi-objective study, and optuna-dashboard (0.21) draws its
-  intermediate-values chart only for single-objective studies; there the first objective's value per epoch
-  is stored through the storage's ``set_trial_intermediate_value`` (shown on each trial's page), and every
-  objective's values per epoch as the user attribute ``<metric>_by_epoch`` (a list, epoch 1 first), written once,
-  when the trial ends (why: rewriting the growing lists at every epoch cost the driver per report and the journal
-  O(epochs^2) bytes per trial; a running trial shows its first objective's intermediate values);
+  (5.0) refuses ``Trial.report`` in a multi-objective study, and a multi-objective study holds no intermediate
+  values (why not written through the storage instead: Optuna's samplers rely on it; TPE ranks a pruned trial by
+  its last intermediate value with ``study.direction``, which raises in a multi-objective study, so a TPE sweep
+  stopped at its first ask after a stopped trial). There every objective's values per epoch are the user
+  attribute ``<metric>_by_epoch`` (a list, epoch 1 first), written once, when the trial ends (why: rewriting the
+  growing lists at every epoch cost the driver per report and the journal O(epochs^2) bytes per trial);
 - each trial's facts as user attributes (``trial_facts``): energy, its components and source, whether it
   is an estimate, epochs run, wall time.
 
@@ -104,37 +104,34 @@ def record_epoch(
         with warnings.catch_warnings():  # why: a retried trial repeats its epochs; Optuna keeps a step's first value
             warnings.filterwarnings("ignore", message=".*is already reported", category=UserWarning)
             trial.report(point[1], step=point[0])
-        point = None
     if ended and len(metrics) > 1 and seen:
         attrs |= {x + BY_EPOCH_SUFFIX: list(seen[x]) for x in metrics if x in seen}
-    write_trial(trial, attrs, point)
+    if attrs:
+        write_trial(trial, attrs)
 
 
-def write_trial(trial: optuna.Trial, attrs: Mapping[str, Any], point: tuple[int, float] | None = None) -> None:
-    """Set ``attrs`` as ``trial``'s user attributes and ``point`` (step, value) as an intermediate value, in one
-    write when the study is a journal file (a run's own study), one write each otherwise.
+def write_trial(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+    """Set ``attrs`` as ``trial``'s user attributes, in one write when the study is a journal file (a run's own
+    study), one write each otherwise.
 
     why one write: each of Optuna's journal writes takes the file's lock and fsyncs it; a trial's end wrote ~18
     of them (its facts), every epoch 3, which made the Optuna journal the driver's largest cost of its own at
     thousands of trials (benchmarks/RESULTS.md, "Scale"). The journal's own log records are appended, several in
-    one ``append_logs`` call, exactly as ``JournalStorage.set_trial_user_attr`` and
-    ``set_trial_intermediate_value`` append them one at a time (pinned in tests/orchestrator/test_optuna_study.py).
+    one ``append_logs`` call, exactly as ``JournalStorage.set_trial_user_attr`` appends them one at a time
+    (pinned in tests/orchestrator/test_optuna_study.py).
     """
     storage, trial_id = _storage_of(trial)
-    logs: list[tuple[int, dict[str, Any]]] = []
-    if point is not None:
-        logs.append((_JournalOp.SET_TRIAL_INTERMEDIATE_VALUE, {"step": point[0], "intermediate_value": point[1]}))
-    logs += [(_JournalOp.SET_TRIAL_USER_ATTR, {"user_attr": {k: v}}) for k, v in attrs.items()]
-    if len(logs) > 1 and _journal_parts(storage):
+    if len(attrs) > 1 and _journal_parts(storage):
+        op = _JournalOp.SET_TRIAL_USER_ATTR
         with storage._thread_lock:  # type: ignore[attr-defined]
             worker = storage._replay_result.worker_id  # type: ignore[attr-defined]
-            storage._backend.append_logs(  # type: ignore[attr-defined]
-                [{"op_code": op, "worker_id": worker, "trial_id": trial_id, **fields} for op, fields in logs]
-            )
+            logs = [
+                {"op_code": op, "worker_id": worker, "trial_id": trial_id, "user_attr": {k: v}}
+                for k, v in attrs.items()
+            ]
+            storage._backend.append_logs(logs)  # type: ignore[attr-defined]
             storage._sync_with_backend()  # type: ignore[attr-defined]
     else:
-        if point is not None:
-            storage.set_trial_intermediate_value(trial_id, *point)
         for k, v in attrs.items():
             storage.set_trial_user_attr(trial_id, k, v)
     cached = getattr(trial, "_cached_frozen_trial", None)  # why: what trial.user_attrs shows, as set_user_attr does

@@ -254,7 +254,8 @@ class HonestOptunaSearch(OptunaSearch):
         name_objectives(self.study, self._metric_names())
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Every epoch into the study (``orchestrator.optuna_study.record_epoch``), multi-objective included."""
+        """Every epoch into the study (``orchestrator.optuna_study.record_epoch``; with several objectives, kept
+        for the trial's end)."""
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         record_epoch(self._ot_trials[trial_id], result, self._metric_names(), self._epochs_of(trial_id))

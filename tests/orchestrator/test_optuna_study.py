@@ -78,8 +78,8 @@ def test_every_epoch_is_in_the_study_pruned_trials_included(run_dir: Path, study
     for t in study.trials:
         reported = epochs[t.user_attrs["tune_trial_id"]]
         assert reported, t.number
-        # the first objective, per epoch, as Optuna's intermediate values (what the dashboard lists per trial)
-        assert t.intermediate_values == {int(e["epoch"]): float(e["f1"]) for e in reported}
+        # none: Optuna's samplers read a multi-objective study's intermediate values as a single objective's
+        assert t.intermediate_values == {}
         for metric in OBJECTIVES:  # every objective per epoch, epoch 1 first
             assert t.user_attrs[metric + BY_EPOCH_SUFFIX] == [float(e[metric]) for e in reported], (t.number, metric)
         if t.state == optuna.trial.TrialState.PRUNED:
@@ -130,7 +130,7 @@ def test_optuna_dashboard_serves_the_finished_run(run_dir: Path, study: optuna.S
         detail = _get(f"{base}/api/studies/{summary['study_id']}?after=0")
         assert detail["name"] == NAME
         assert detail["objective_names"] == OBJECTIVES
-        assert detail["has_intermediate_values"] is True
+        assert detail["has_intermediate_values"] is False  # several objectives: per epoch in user attributes
         by_number = {t.number: t for t in study.trials}
         assert len(detail["trials"]) == len(by_number)
         for served in detail["trials"]:
@@ -160,11 +160,38 @@ def test_record_epoch_in_single_and_multi_objective_studies(objectives: list[str
     if len(objectives) == 1:
         assert frozen.intermediate_values == {1: 0.5, 2: 0.7, 3: 0.8}  # Trial.report keeps a step's first value
     else:
-        assert frozen.intermediate_values == {1: 0.5, 2: 0.75, 3: 0.8}  # the storage's value: the latest
+        assert frozen.intermediate_values == {}  # as Optuna keeps a multi-objective study: see the next test
         assert frozen.user_attrs["f1_by_epoch"] == [0.5, 0.75, 0.8]
         assert frozen.user_attrs["energy_j_by_epoch"] == [10.0, 20.0, 30.0]
     with pytest.raises(NotImplementedError):  # why the storage path: Optuna refuses report() for several
         optuna.create_study(directions=["maximize", "minimize"]).ask().report(0.5, step=1)
+
+
+def test_tpe_samples_a_multi_objective_study_with_stopped_trials_as_wattsweep_writes_it() -> None:
+    """The study as the searcher writes it (every epoch through ``record_epoch``, stopped trials PRUNED) is one
+    Optuna's TPE can sample from. It could not while the first objective's epochs were stored as intermediate
+    values: TPE ranks a pruned trial by its last intermediate value with ``study.direction``, which raises in a
+    multi-objective study, so every TPE sweep with MO-ASHA stopped at its first ask after TPE's startup trials."""
+    sampler = optuna.samplers.TPESampler(seed=0, multivariate=True, n_startup_trials=2)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for i in range(6):
+        trial = study.ask()
+        lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)
+        epochs = 1 if i % 2 else 3  # every other trial stopped after its first epoch
+        seen: dict[str, list[Any]] = {}
+        for epoch in range(1, epochs + 1):
+            result = {"epoch": epoch, "f1": 0.5 + 0.1 * epoch - lr, "energy_j": 10.0 * epoch}
+            record_epoch(trial, result, OBJECTIVES, seen, ended=epoch == epochs)
+        if epochs == 3:
+            study.tell(trial, [result["f1"], result["energy_j"]])
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    asked = study.ask()  # TPE past its startup trials, with pruned trials to rank
+    assert 1e-3 <= asked.suggest_float("lr", 1e-3, 1e-1, log=True) <= 1e-1
+    assert [t.user_attrs["f1_by_epoch"] for t in study.trials[:2]] == [
+        [pytest.approx(0.5 + 0.1 * e - study.trials[0].params["lr"]) for e in (1, 2, 3)],
+        [pytest.approx(0.6 - study.trials[1].params["lr"])],
+    ]
 
 
 def test_a_trials_attributes_and_epoch_go_to_the_journal_in_one_write(tmp_path: Path) -> None:
@@ -181,11 +208,11 @@ def test_a_trials_attributes_and_epoch_go_to_the_journal_in_one_write(tmp_path: 
     storage._backend.append_logs = lambda logs: (writes.append(len(logs)), append(logs))[1]  # type: ignore[method-assign]
     attrs = {"energy_source": "nvml-counter", "epochs_run": 3, "energy_estimated": False}
     record_epoch(trial, {"epoch": 3, "f1": 0.8, "energy_j": 30.0}, ["f1", "energy_j"], {}, attrs, ended=True)
-    assert writes == [6]  # the epoch, two objectives' series, three facts: one append of six records
+    assert writes == [5]  # two objectives' series, three facts: one append of five records
     assert trial.user_attrs["energy_source"] == "nvml-counter"  # what Trial.set_user_attr would have shown
     study.tell(trial, [0.8, 30.0])
     again = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(path))).trials[0]
-    assert again.intermediate_values == {3: 0.8}
+    assert again.intermediate_values == {}
     assert again.user_attrs == {**attrs, "f1_by_epoch": [None, None, 0.8], "energy_j_by_epoch": [None, None, 30.0]}
     with pytest.raises(RuntimeError, match="finished"):  # as Optuna's own set_user_attr on an ended trial
         write_trial(trial, {"late": 1, "later": 2})

@@ -51,6 +51,6 @@ if __name__ == "__main__":
         num_samples=args.num_samples,
         max_epochs=args.max_epochs,
         storage=args.storage,
-        scheduler={"kind": "moasha", "reduction_factor": 3, "defer": True},
+        scheduler={"kind": "moasha", "reduction_factor": 3, "defer": True, "tie_break": "hypervolume"},
     )
     print(result.front[["trial_id", "hidden", "layers", "lr", "accuracy", "energy_j"]].to_string(index=False))

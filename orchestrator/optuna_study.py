@@ -8,9 +8,10 @@ Read by anything that reads Optuna studies (``optuna-dashboard``, ``optuna.load_
   (5.0) refuses ``Trial.report`` in a multi-objective study, and a multi-objective study holds no intermediate
   values (why not written through the storage instead: Optuna's samplers rely on it; TPE ranks a pruned trial by
   its last intermediate value with ``study.direction``, which raises in a multi-objective study, so a TPE sweep
-  stopped at its first ask after a stopped trial). There every objective's values per epoch are the user
-  attribute ``<metric>_by_epoch`` (a list, epoch 1 first), written once, when the trial ends (why: rewriting the
-  growing lists at every epoch cost the driver per report and the journal O(epochs^2) bytes per trial);
+  stopped at its first ask after its startup trials once a trial had been stopped). There every objective's
+  values per epoch are the user attribute ``<metric>_by_epoch`` (a list, epoch 1 first), written once, when the
+  trial ends (why: rewriting the growing lists at every epoch cost the driver per report and the journal
+  O(epochs^2) bytes per trial);
 - each trial's facts as user attributes (``trial_facts``): energy, its components and source, whether it
   is an estimate, epochs run, wall time.
 

@@ -194,7 +194,7 @@ def test_tpe_samples_a_multi_objective_study_with_stopped_trials_as_wattsweep_wr
     ]
 
 
-def test_a_trials_attributes_and_epoch_go_to_the_journal_in_one_write(tmp_path: Path) -> None:
+def test_a_trials_attributes_go_to_the_journal_in_one_write(tmp_path: Path) -> None:
     """The journal records write_trial appends are Optuna's own: another process's storage replays them."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend

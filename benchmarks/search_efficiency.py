@@ -119,6 +119,9 @@ STRATEGIES: dict[str, tuple[Sampler, dict[str, Any] | str]] = {  # key -> (sampl
     "moasha-cheap-random-defer-g3": (CHEAP, {**MOASHA, "defer": True, "grace_period": 3}),
     "moasha-cheap-random-defer-front": (CHEAP, {**MOASHA, "defer": True, "keep_front": True}),
     "moasha-random-defer-front": (RANDOM, {**MOASHA, "defer": True, "keep_front": True}),
+    # why: on the second space good networks are rare under random draws (wide, lr near the top of its range) and
+    # TPE learns both from a few trials; the default's scheduler and cheap start with TPE after them
+    "moasha-cheap-tpe-defer-hv": ({**TPE, "cheap_start": 4}, DEFER_HV),
 }
 
 

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from orchestrator.moasha_ranking import budget_share, rung_milestones
 from orchestrator.ray_session import check_address
 from orchestrator.sweep import check_data, check_storage
-from search_spaces import DEFAULT_SPEC, SpecError, default_run_name, load_spec, parse_set
+from search_spaces import DEFAULT_SPEC, SpecError, SweepSpec, default_run_name, load_spec, parse_set
 from search_spaces._check import LOGGERS
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
@@ -168,7 +169,25 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"dataset {spec.dataset.name if spec.dataset else 'the trainable loads its own'}; "
         f"trainable {spec.trainable_ref})"
     )
+    print(f"  early stopping: {schedule_summary(spec)}")
     return EXIT_OK
+
+
+def schedule_summary(spec: SweepSpec) -> str:
+    """The spec's early stopping in a line: its rungs and the share of the budget a trial runs on average."""
+    s, epochs = spec.scheduler, spec.budget_epochs()
+    if s.kind == "fifo":
+        return f"none (scheduler fifo): every trial runs its {epochs} epochs"
+    rungs = rung_milestones(s.grace_period, s.reduction_factor, epochs)
+    if not rungs:
+        return f"none: {s.kind}'s grace_period {s.grace_period} is the whole budget ({epochs} epochs)"
+    eta = f"{s.reduction_factor:g}"
+    share = budget_share(s.grace_period, s.reduction_factor, epochs)
+    return (
+        f"{s.kind}, rungs at epoch {', '.join(f'{m:g}' for m in rungs)} of {epochs}: if exactly the top 1/{eta} "
+        f"goes on at each rung, a trial runs {share * epochs:.1f} of its {epochs} epochs on average ({share:.2f} of "
+        "the budget)"
+    )
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ from orchestrator.moasha_ranking import (
     hypervolume_contribution,
     non_dominated_sort,
     normalised_loss,
+    rung_milestones,
     rung_order,
     survives,
 )
@@ -134,11 +135,9 @@ class MOASHAScheduler(FIFOScheduler):
         self._pending: dict[str, list[float]] = {}  # trial_id -> rungs it passed on too few points (defer)
         self._withdrawn: set[str] = set()  # trials a late verdict stopped and took off higher rungs (defer)
         # why plain lists/dicts: Tune pickles the scheduler into its experiment state
-        self._rungs: list[tuple[float, dict[str, list[float]]]] = []  # (milestone, trial_id -> objective vector)
-        milestone: float = grace_period
-        while milestone < max_t:
-            self._rungs.append((milestone, {}))
-            milestone *= reduction_factor
+        self._rungs: list[tuple[float, dict[str, list[float]]]] = [  # (milestone, trial_id -> objective vector)
+            (milestone, {}) for milestone in rung_milestones(grace_period, reduction_factor, max_t)
+        ]
         self._num_stopped = 0
         self._warned_missing: set[str] = set()
 

@@ -31,6 +31,23 @@ def test_validate_ok() -> None:
     r = cli("validate", DEFAULT)
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout
+    # the default spec: grace period 1, eta 3, 9 epochs
+    assert "early stopping: moasha, rungs at epoch 1, 3 of 9:" in r.stdout
+    assert "a trial runs 2.3 of its 9 epochs on average (0.26 of the budget)" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "says"),
+    [
+        ("{kind: fifo}", "early stopping: none (scheduler fifo): every trial runs its 4 epochs"),
+        ("{kind: moasha, grace_period: 4}", "early stopping: none: moasha's grace_period 4 is the whole budget"),
+        ("{kind: moasha, reduction_factor: 2}", "rungs at epoch 1, 2 of 4: if exactly the top 1/2 goes on"),
+    ],
+)
+def test_validate_says_what_early_stopping_saves(tmp_path: Path, scheduler: str, says: str) -> None:
+    r = cli("validate", write_spec(tmp_path, f"name: x\nfixed: {{epochs: 4}}\nscheduler: {scheduler}\n"))
+    assert r.returncode == 0, r.stderr
+    assert says in r.stdout
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from orchestrator.moasha import (
     rung_order,
     survives,
 )
-from orchestrator.moasha_ranking import HV_REFERENCE
+from orchestrator.moasha_ranking import HV_REFERENCE, budget_share, rung_milestones
 from reports.pareto import non_dominated_sort
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
@@ -333,6 +333,26 @@ def test_milestones_stay_below_max_t() -> None:
     assert make(max_t=10).milestones == [1, 3, 9]
     assert make(max_t=1).milestones == []  # nothing to halve: every trial runs to max_t
     assert MOASHAScheduler(max_t=20, grace_period=2, reduction_factor=2).milestones == [2, 4, 8, 16]
+
+
+@pytest.mark.parametrize(("grace", "eta", "max_t"), [(1, 3, 6), (1, 3, 9), (1, 3, 27), (2, 2, 20), (1, 4, 64)])
+def test_budget_share_is_the_mean_epochs_of_a_population_where_the_top_1_eta_goes_on(grace, eta, max_t) -> None:
+    # counted, not derived: eta**k trials all run to the first rung, and exactly 1/eta of those at a rung go on
+    rungs = rung_milestones(grace, eta, max_t)
+    assert rungs == MOASHAScheduler(max_t=max_t, grace_period=grace, reduction_factor=eta).milestones
+    running, epochs, reached = eta ** len(rungs), 0, 0
+    trials = running
+    for milestone in [*rungs, max_t]:
+        epochs += running * (milestone - reached)
+        running, reached = running // eta, milestone
+    assert budget_share(grace, eta, max_t) == pytest.approx(epochs / trials / max_t)
+
+
+def test_budget_share_without_a_rung_is_the_whole_budget() -> None:
+    assert rung_milestones(6, 3, 6) == []
+    assert budget_share(6, 3, 6) == 1.0
+    assert budget_share(1, 3, 6) == pytest.approx(1 / 3)  # 1 + 2/3 + 3/9 of 6 epochs
+    assert budget_share(1, 3, 9) == pytest.approx(7 / 27)  # the default sweep: 1 + 2/3 + 6/9 of 9
 
 
 def test_a_trial_skipping_milestones_is_judged_once_at_the_highest() -> None:

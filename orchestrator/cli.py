@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--trust", action="store_true", help="export a run you did not create here (unpickles its models)")
 
     v = sub.add_parser("validate", help="check a spec and say what is wrong")
-    v.add_argument("spec")
+    v.add_argument("spec", nargs="?", default=DEFAULT_SPEC, help=f"YAML spec (default: {DEFAULT_SPEC})")
 
     sub.add_parser("doctor", help="which energy backends work on this machine, and why the others do not")
     return p

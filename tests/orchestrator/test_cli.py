@@ -28,9 +28,9 @@ def write_spec(tmp_path: Path, text: str) -> str:
 
 
 def test_validate_ok() -> None:
-    r = cli("validate", DEFAULT)
+    r = cli("validate")  # SPEC defaults to the default spec, as for sweep
     assert r.returncode == 0, r.stderr
-    assert "ok" in r.stdout
+    assert "digits_resnet.yaml: ok" in r.stdout
     # the default spec: grace period 1, eta 3, 9 epochs
     assert "early stopping: moasha, rungs at epoch 1, 3 of 9:" in r.stdout
     assert "a trial runs 2.3 of its 9 epochs on average (0.26 of the budget)" in r.stdout

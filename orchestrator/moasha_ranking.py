@@ -38,7 +38,7 @@ HV_REFERENCE = 1.1  # normalised loss of the hypervolume reference point on ever
 def rung_milestones(grace_period: float, reduction_factor: float, max_t: float) -> list[float]:
     """The rungs: ``grace_period * reduction_factor**k`` for every k that stays below ``max_t``, ascending.
 
-    None when ``grace_period >= max_t``: every trial then runs its whole budget.
+    Empty when ``grace_period >= max_t``: every trial then runs its whole budget.
     """
     out: list[float] = []
     milestone = grace_period
